@@ -1,0 +1,1 @@
+"""Shared library of the hybrid-models companion: tasks, models, training, sweeps, plots."""

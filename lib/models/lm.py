@@ -1,0 +1,213 @@
+"""A sequence model is a list of layer names (mad-lab style): `["mamba", "attn"]`
+is paper A's SSM-TF hybrid. Each name maps to a residual block in LAYERS; the
+model wraps them with an embedding and a final norm and head.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .attention import AttentionLayer, make_norm
+from .mamba import Mamba, Mamba2
+
+
+class ModelError(ValueError):
+    """Bad model settings, raised before any weights are built."""
+
+
+@dataclass
+class ModelConfig:
+    layers: list[str]
+    d_model: int
+    # attention (GPT-NeoX layer)
+    heads: int = 1
+    window: int | None = None  # sliding-window size; None = full causal attention
+    rotary_pct: float = 0.25  # 0 = NoPE
+    rotary_base: float = 10000.0
+    mlp_ratio: float = 2.0
+    mlp_act: str = "silu"
+    attn_norm: str = "layernorm"
+    # state-space layers
+    d_state: int = 16
+    expand: int = 2
+    d_conv: int = 4
+    headdim: int = 64  # Mamba-2 head size
+    kernels: str = "auto"  # "auto": mamba-ssm kernels on CUDA when installed; "torch"; "cuda"
+    # model
+    tie_embeddings: bool = True
+    emb_dropout: float = 0.1
+    final_norm: str = "layernorm"
+    norm_eps: float = 1e-5
+    pad_vocab_to: int = 1
+    init: str = "micro"  # "micro": paper A's HF init; "mamba_ssm": paper B's
+    extra: dict = field(default_factory=dict)  # free-form notes carried into results
+
+    def validate(self, seq_len: int | None = None) -> None:
+        unknown = [n for n in self.layers if n not in LAYERS]
+        if unknown:
+            raise ModelError(f"unknown layer {unknown[0]!r}; known layers: {', '.join(sorted(LAYERS))}")
+        if not self.layers:
+            raise ModelError("a model needs at least one layer")
+        if self.d_model < 1:
+            raise ModelError(f"d_model must be positive, got {self.d_model}")
+        uses_attn = any("attn" in n or n.startswith("twostream") for n in self.layers)
+        if uses_attn and self.d_model % self.heads:
+            raise ModelError(f"d_model {self.d_model} is not divisible by {self.heads} heads")
+        if self.window is not None:
+            if self.window < 1:
+                raise ModelError(f"window must be >= 1 (or None for full attention), got {self.window}")
+            if seq_len is not None and self.window > seq_len:
+                raise ModelError(f"window {self.window} is larger than the sequence ({seq_len} tokens)")
+        if any("mamba2" in n for n in self.layers) and (self.expand * self.d_model) % self.headdim:
+            raise ModelError(f"Mamba2 needs expand*d_model ({self.expand * self.d_model}) divisible by "
+                             f"headdim {self.headdim}")
+        if self.init not in INITS:
+            raise ModelError(f"unknown init {self.init!r}; use one of {sorted(INITS)}")
+        if self.kernels not in ("auto", "torch", "cuda"):
+            raise ModelError(f"kernels must be 'auto', 'torch' or 'cuda', got {self.kernels!r}")
+
+
+# --------------------------------------------------------------------------- blocks
+
+def _attn_layer(cfg: ModelConfig) -> AttentionLayer:
+    return AttentionLayer(cfg.d_model, cfg.heads, cfg.window, cfg.rotary_pct, cfg.rotary_base,
+                          cfg.mlp_ratio, cfg.mlp_act, cfg.attn_norm, cfg.norm_eps)
+
+
+def _mixer(kind: str, cfg: ModelConfig) -> nn.Module:
+    if kind == "mamba":
+        return Mamba(cfg.d_model, cfg.d_state, cfg.expand, cfg.d_conv, kernels=cfg.kernels)
+    return Mamba2(cfg.d_model, cfg.d_state, cfg.expand, cfg.d_conv, cfg.headdim, kernels=cfg.kernels)
+
+
+class SSMBlock(nn.Module):
+    """h + Mixer(RMSNorm(h)): HF's MambaBlock / mamba-ssm's Block without MLP."""
+
+    def __init__(self, kind: str, cfg: ModelConfig):
+        super().__init__()
+        self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.mixer = _mixer(kind, cfg)
+
+    def forward(self, h):
+        return h + self.mixer(self.norm(h))
+
+
+class TwoStreamBlock(nn.Module):
+    """Paper B's Hybrid2S block: an attention layer and a Mamba mixer read the same
+    input; a learned scalar gate tanh(beta), zero at init, mixes in the gated stream.
+    Forward (spec B.3): t = AttnLayer(h) (which already contains h), m = Mixer(norm h),
+    out = m + tanh(beta) t  (reversed: t + tanh(beta) m),  h <- h + out."""
+
+    def __init__(self, kind: str, cfg: ModelConfig, reverse: bool):
+        super().__init__()
+        self.attn = _attn_layer(cfg)
+        self.ssm = SSMBlock(kind, cfg)
+        self.beta = nn.Parameter(torch.zeros(()))
+        self.reverse = reverse
+
+    def forward(self, h):
+        t, m = self.attn(h), self.ssm.mixer(self.ssm.norm(h))
+        gate = torch.tanh(self.beta)
+        return h + (t + gate * m if self.reverse else m + gate * t)
+
+
+LAYERS = {
+    "attn": _attn_layer,
+    "mamba": lambda cfg: SSMBlock("mamba", cfg),
+    "mamba2": lambda cfg: SSMBlock("mamba2", cfg),
+    "twostream_mamba": lambda cfg: TwoStreamBlock("mamba", cfg, reverse=False),
+    "twostream_mamba2": lambda cfg: TwoStreamBlock("mamba2", cfg, reverse=False),
+    "twostream_mamba_rev": lambda cfg: TwoStreamBlock("mamba", cfg, reverse=True),
+    "twostream_mamba2_rev": lambda cfg: TwoStreamBlock("mamba2", cfg, reverse=True),
+}
+
+
+# --------------------------------------------------------------------------- model
+
+class SequenceModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        padded = math.ceil(vocab_size / cfg.pad_vocab_to) * cfg.pad_vocab_to
+        self.embed = nn.Embedding(padded, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.emb_dropout)
+        self.layers = nn.ModuleList(LAYERS[name](cfg) for name in cfg.layers)
+        self.norm = make_norm(cfg.final_norm, cfg.d_model, cfg.norm_eps)
+        self.head = nn.Linear(cfg.d_model, padded, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+        INITS[cfg.init](self)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(self.embed(ids))
+        for layer in self.layers:
+            h = layer(h)
+        return self.head(self.norm(h))[..., : self.vocab_size]
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Trainable parameters, each shared tensor once. `non_embedding` leaves out the
+        embedding and an untied head (paper B's Table 1 convention)."""
+        skip = {id(self.embed.weight), id(self.head.weight)} if non_embedding else set()
+        seen, total = set(skip), 0
+        for p in self.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+        return total
+
+
+def _init_micro(model: SequenceModel) -> None:
+    """Paper A (spec A.3): every Linear (dt_proj included) and the embedding N(0, 0.02),
+    zero biases; A_log = log(1..N), D = 1; convolutions and norms keep PyTorch's defaults."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _init_mamba_ssm(model: SequenceModel) -> None:
+    """Paper B (mamba-ssm's MambaLMHeadModel and GPT-NeoX conventions): Linear and
+    embedding N(0, 0.02), zero biases; Mamba's dt initialised log-uniform in
+    [1e-3, 1e-1] through the dt bias; Mamba-2's A uniform in [1, 16]; output
+    projections of residual branches scaled by 1/sqrt(number of layers)."""
+    _init_micro(model)
+    n_layers = len(model.layers)
+    for m in model.modules():
+        if isinstance(m, (Mamba, Mamba2)):
+            n = m.dt_proj.out_features if isinstance(m, Mamba) else m.nheads
+            dt = torch.exp(torch.rand(n) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+            inv_softplus = dt + torch.log(-torch.expm1(-dt))
+            with torch.no_grad():
+                if isinstance(m, Mamba):
+                    nn.init.uniform_(m.dt_proj.weight, -m.dt_rank ** -0.5, m.dt_rank ** -0.5)
+                    m.dt_proj.bias.copy_(inv_softplus)
+                else:
+                    m.dt_bias.copy_(inv_softplus)
+                    m.A_log.copy_(torch.log(torch.empty(m.nheads).uniform_(1, 16)))
+                m.out_proj.weight.div_(math.sqrt(n_layers))
+
+
+INITS = {"micro": _init_micro, "mamba_ssm": _init_mamba_ssm}
+
+
+def build_model(cfg: ModelConfig | dict, vocab_size: int, seq_len: int | None = None,
+                seed: int | None = None) -> SequenceModel:
+    """Validate, then build. `seed` fixes the initialisation."""
+    if isinstance(cfg, dict):
+        names = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = set(cfg) - names
+        if unknown:
+            raise ModelError(f"unknown model setting {', '.join(sorted(unknown))}; "
+                             f"settings are {', '.join(sorted(names))}")
+        cfg = ModelConfig(**cfg)
+    cfg.validate(seq_len)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return SequenceModel(cfg, vocab_size)

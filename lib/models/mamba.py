@@ -1,0 +1,252 @@
+"""Mamba-1 and Mamba-2 mixers with mamba-ssm's parameter layout.
+
+Each has one forward pass and two interchangeable scans: an exact pure-PyTorch
+recurrence (any device; the test oracle) and mamba-ssm's CUDA / Triton kernels,
+used on a GPU when mamba-ssm is installed. The parameters are the same, so one
+state_dict loads on both paths.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def cuda_kernels_available() -> bool:
+    try:
+        import mamba_ssm.ops.selective_scan_interface  # noqa: F401
+        return torch.cuda.is_available()
+    except Exception:  # mamba-ssm absent or built without kernels (CPU machines)
+        return False
+
+
+def _use_kernels(mode: str, x: torch.Tensor) -> bool:
+    if mode == "torch":
+        return False
+    if mode == "cuda":
+        if not (x.is_cuda and cuda_kernels_available()):
+            raise RuntimeError("kernels='cuda' needs a CUDA tensor and mamba-ssm installed")
+        return True
+    return x.is_cuda and cuda_kernels_available()  # "auto"
+
+
+# --------------------------------------------------------------------------- Mamba-1
+
+def _f32(*ts):
+    """Upcast to float32 for the scan (float64 stays float64, for tests)."""
+    return [t if t is None or t.dtype == torch.float64 else t.float() for t in ts]
+
+
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """Reference S6 scan, same signature as mamba_ssm's selective_scan_fn.
+    u, delta, z: [b, E, L]; A: [E, N]; B, C: [b, N, L]; D, delta_bias: [E]."""
+    dtype = u.dtype
+    u, delta, A, B, C, D, z, delta_bias = _f32(u, delta, A, B, C, D, z, delta_bias)
+    if delta_bias is not None:
+        delta = delta + delta_bias[None, :, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    dA = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])  # [b, E, L, N]
+    dBu = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)  # [b, E, L, N]
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    ys = []
+    for t in range(u.shape[2]):
+        h = dA[:, :, t] * h + dBu[:, :, t]
+        ys.append(torch.einsum("ben,bn->be", h, C[:, :, t]))
+    y = torch.stack(ys, dim=2)
+    if D is not None:
+        y = y + u * D[None, :, None]
+    if z is not None:
+        y = y * F.silu(z)
+    return y.to(dtype)
+
+
+def _decay_matrix(log_a: torch.Tensor) -> torch.Tensor:
+    """log_a: [..., T] per-step log decays -> [..., T, T] with entry (t, s) equal to
+    exp(sum of log_a over s < r <= t) for s <= t and 0 above the diagonal."""
+    cum = torch.cumsum(log_a, dim=-1)
+    seg = cum[..., :, None] - cum[..., None, :]
+    T = log_a.shape[-1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=log_a.device).tril()
+    return torch.exp(seg.masked_fill(~causal, float("-inf")))
+
+
+def linear_scan(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + x_t along dim 2 (h_{-1} = 0), in log2(L) doubling steps
+    (Hillis-Steele) instead of L sequential ones: a few whole-tensor ops, so fast on
+    the CPU and exact up to float rounding."""
+    L, k = a.shape[2], 1
+    while k < L:
+        x = torch.cat([x[:, :, :k], x[:, :, k:] + a[:, :, k:] * x[:, :, :-k]], dim=2)
+        if 2 * k < L:
+            a = torch.cat([a[:, :, :k], a[:, :, k:] * a[:, :, :-k]], dim=2)
+        k *= 2
+    return x
+
+
+def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """selective_scan_ref computed with linear_scan: the pure-PyTorch training path."""
+    dtype = u.dtype
+    u, delta, A, B, C, D, z, delta_bias = _f32(u, delta, A, B, C, D, z, delta_bias)
+    if delta_bias is not None:
+        delta = delta + delta_bias[None, :, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    dA = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])  # [b, E, L, N]
+    dBu = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)
+    y = (linear_scan(dA, dBu) * C.transpose(1, 2).unsqueeze(1)).sum(-1)
+    if D is not None:
+        y = y + u * D[None, :, None]
+    if z is not None:
+        y = y * F.silu(z)
+    return y.to(dtype)
+
+
+class Mamba(nn.Module):
+    def __init__(self, d: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
+                 dt_rank: int | str = "auto", conv_bias: bool = True, bias: bool = False,
+                 kernels: str = "auto"):
+        super().__init__()
+        E = expand * d
+        self.d_inner, self.d_state = E, d_state
+        self.dt_rank = math.ceil(d / 16) if dt_rank == "auto" else int(dt_rank)
+        self.kernels = kernels
+        self.in_proj = nn.Linear(d, 2 * E, bias=bias)
+        self.conv1d = nn.Conv1d(E, E, d_conv, groups=E, padding=d_conv - 1, bias=conv_bias)
+        self.x_proj = nn.Linear(E, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, E, bias=True)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(E, 1))
+        self.D = nn.Parameter(torch.ones(E))
+        self.out_proj = nn.Linear(E, d, bias=bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, L, _ = h.shape
+        x, z = self.in_proj(h).transpose(1, 2).chunk(2, dim=1)  # [b, E, L] each
+        x = F.silu(self.conv1d(x)[..., :L])
+        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # bias enters the scan as delta_bias
+        B, C = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()
+        A = -torch.exp(self.A_log)
+        if _use_kernels(self.kernels, h):
+            from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as scan
+        else:
+            scan = selective_scan_parallel
+        y = scan(x.contiguous(), dt.contiguous(), A, B, C, self.D, z=z.contiguous(),
+                 delta_bias=self.dt_proj.bias, delta_softplus=True)
+        return self.out_proj(y.transpose(1, 2))
+
+
+# --------------------------------------------------------------------------- Mamba-2
+
+def ssd_scan_ref(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus=False):
+    """Reference Mamba-2 (SSD) recurrence, same meaning as mamba_chunk_scan_combined.
+    x: [b, L, H, P]; dt: [b, L, H]; A: [H]; B, C: [b, L, G, N]; D, dt_bias: [H]."""
+    dtype = x.dtype
+    x, dt, A, B, C, D, dt_bias = _f32(x, dt, A, B, C, D, dt_bias)
+    if dt_bias is not None:
+        dt = dt + dt_bias
+    if dt_softplus:
+        dt = F.softplus(dt)
+    H, G = x.shape[2], B.shape[2]
+    B = B.repeat_interleave(H // G, dim=2)  # heads share their group's B and C
+    C = C.repeat_interleave(H // G, dim=2)
+    dA = torch.exp(dt * A)  # [b, L, H]
+    h = x.new_zeros(x.shape[0], H, x.shape[3], B.shape[3])  # [b, H, P, N]
+    ys = []
+    for t in range(x.shape[1]):
+        h = dA[:, t, :, None, None] * h + (dt[:, t, :, None] * x[:, t]).unsqueeze(-1) * B[:, t, :, None, :]
+        ys.append(torch.einsum("bhpn,bhn->bhp", h, C[:, t]))
+    y = torch.stack(ys, dim=1)
+    if D is not None:
+        y = y + x * D[:, None]
+    return y.to(dtype)
+
+
+def ssd_scan_chunked(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus=False, chunk: int = 32):
+    """ssd_scan_ref evaluated chunk by chunk (the SSD 'quadratic inside, recurrent
+    across' form): one scalar decay per head makes the [T, T] matrix cheap."""
+    dtype = x.dtype
+    x, dt, A, B, C, D, dt_bias = _f32(x, dt, A, B, C, D, dt_bias)
+    if dt_bias is not None:
+        dt = dt + dt_bias
+    if dt_softplus:
+        dt = F.softplus(dt)
+    b, L, H, P = x.shape
+    G = B.shape[2]
+    B = B.repeat_interleave(H // G, dim=2)
+    C = C.repeat_interleave(H // G, dim=2)
+    log_a = (dt * A).transpose(1, 2)  # [b, H, L]
+    dtx = dt.unsqueeze(-1) * x  # [b, L, H, P]
+    h = x.new_zeros(b, H, P, B.shape[3])
+    ys = []
+    for s in range(0, L, chunk):
+        e = min(s + chunk, L)
+        W = _decay_matrix(log_a[..., s:e])  # [b, H, T, T]
+        decay_in = torch.exp(torch.cumsum(log_a[..., s:e], -1))  # [b, H, T]
+        scores = torch.einsum("bthn,bshn->bhts", C[:, s:e], B[:, s:e]) * W
+        y = torch.einsum("bhts,bshp->bthp", scores, dtx[:, s:e])
+        y = y + torch.einsum("bhpn,bthn->bthp", h, C[:, s:e]) * decay_in.transpose(1, 2)[..., None]
+        ys.append(y)
+        h = decay_in[..., -1, None, None] * h + torch.einsum("bhs,bshp,bshn->bhpn", W[:, :, -1], dtx[:, s:e],
+                                                               B[:, s:e])
+    y = torch.cat(ys, dim=1)
+    if D is not None:
+        y = y + x * D[:, None]
+    return y.to(dtype)
+
+
+class GatedRMSNorm(nn.Module):
+    """RMSNorm(y * silu(z)) over groups of channels, as mamba-ssm's RMSNormGated with
+    norm_before_gate=False."""
+
+    def __init__(self, d: int, group_size: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.group_size, self.eps = group_size, eps
+
+    def forward(self, y, z):
+        dtype = y.dtype
+        y = y.float() * F.silu(z.float())
+        g = y.view(*y.shape[:-1], -1, self.group_size)
+        g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (g.view_as(y) * self.weight.float()).to(dtype)
+
+
+class Mamba2(nn.Module):
+    def __init__(self, d: int, d_state: int = 128, expand: int = 2, d_conv: int = 4,
+                 headdim: int = 64, ngroups: int = 1, chunk_size: int = 256,
+                 conv_bias: bool = True, bias: bool = False, kernels: str = "auto"):
+        super().__init__()
+        E = expand * d
+        if E % headdim:
+            raise ValueError(f"Mamba2: inner width {E} is not divisible by headdim {headdim}")
+        self.d_inner, self.d_state, self.ngroups, self.headdim = E, d_state, ngroups, headdim
+        self.nheads, self.chunk_size, self.kernels = E // headdim, chunk_size, kernels
+        if self.nheads % ngroups:
+            raise ValueError(f"Mamba2: {self.nheads} heads do not split into {ngroups} groups")
+        conv_dim = E + 2 * ngroups * d_state
+        self.in_proj = nn.Linear(d, 2 * E + 2 * ngroups * d_state + self.nheads, bias=bias)
+        self.conv1d = nn.Conv1d(conv_dim, conv_dim, d_conv, groups=conv_dim, padding=d_conv - 1, bias=conv_bias)
+        self.dt_bias = nn.Parameter(torch.zeros(self.nheads))
+        self.A_log = nn.Parameter(torch.log(torch.linspace(1, 16, self.nheads)))
+        self.D = nn.Parameter(torch.ones(self.nheads))
+        self.norm = GatedRMSNorm(E, E // ngroups)
+        self.out_proj = nn.Linear(E, d, bias=bias)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        b, L, _ = u.shape
+        E, GN, H = self.d_inner, self.ngroups * self.d_state, self.nheads
+        z, xBC, dt = self.in_proj(u).split([E, E + 2 * GN, H], dim=-1)
+        xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :L].transpose(1, 2))
+        x, B, C = xBC.split([E, GN, GN], dim=-1)
+        args = (x.reshape(b, L, H, self.headdim), dt, -torch.exp(self.A_log),
+                B.reshape(b, L, self.ngroups, self.d_state), C.reshape(b, L, self.ngroups, self.d_state))
+        if _use_kernels(self.kernels, u):
+            from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+            y = mamba_chunk_scan_combined(*args, chunk_size=self.chunk_size, D=self.D, dt_bias=self.dt_bias,
+                                          dt_softplus=True)
+        else:
+            y = ssd_scan_chunked(*args, D=self.D, dt_bias=self.dt_bias, dt_softplus=True)
+        return self.out_proj(self.norm(y.reshape(b, L, E), z))

@@ -1,0 +1,66 @@
+"""The papers' models as ModelConfigs.
+
+Paper A's micro models (spec A.3) are named by their layer order, "SSM-TF" being
+a Mamba layer then an attention layer. Paper B's Table 1 families (spec B.3)
+keep their layer patterns at any width and depth.
+"""
+from __future__ import annotations
+
+from .lm import ModelConfig, ModelError
+
+A_LAYER = {"TF": "attn", "SSM": "mamba"}
+
+
+def arch_layers(arch: str) -> list[str]:
+    """'SSM-TF' -> ['mamba', 'attn']."""
+    parts = arch.split("-")
+    bad = [p for p in parts if p not in A_LAYER]
+    if bad:
+        raise ModelError(f"unknown layer {bad[0]!r} in architecture {arch!r}; use TF and SSM, e.g. 'SSM-TF'")
+    return [A_LAYER[p] for p in parts]
+
+
+def micro(arch: str, d_model: int, heads: int = 1, window: int | None = 20, d_state: int = 16,
+          **overrides) -> ModelConfig:
+    """Paper A's micro_hf model: tied embeddings, embedding dropout 0.1, GPT-NeoX layers
+    with a 2d SiLU MLP and RoPE on 25% of each head, Mamba with state 16 and expand 2
+    (spec A.3: the paper's 'state 1' never reached the model), final LayerNorm."""
+    return ModelConfig(layers=arch_layers(arch), d_model=d_model, heads=heads, window=window,
+                       d_state=d_state, rotary_pct=0.25, mlp_ratio=2, mlp_act="silu",
+                       attn_norm="layernorm", expand=2, tie_embeddings=True, emb_dropout=0.1,
+                       final_norm="layernorm", init="micro", **overrides)
+
+
+# Paper B, Table 1: (layer pattern, repeats at the paper's scale)
+B_FAMILIES = {
+    "transformer": (["attn"], 12),
+    "transformer_nope": (["attn"], 12),
+    "mamba": (["mamba"], 24),
+    "mamba2": (["mamba2"], 24),
+    **{f"hybridI_{n}m": (["mamba"] * n + ["attn"], r) for n, r in zip((1, 2, 3, 4), (8, 6, 5, 4))},
+    **{f"hybridI_{n}m2": (["mamba2"] * n + ["attn"], r) for n, r in zip((1, 2, 3, 4), (8, 6, 5, 4))},
+    "hybrid2s": (["twostream_mamba"], 8),
+    "hybrid2s_m2": (["twostream_mamba2"], 8),
+    "hybrid2sr": (["twostream_mamba_rev"], 8),
+    "hybrid2sr_m2": (["twostream_mamba2_rev"], 8),
+}
+
+
+def paper_b(family: str, d_model: int = 1024, heads: int = 16, d_state: int = 16,
+            repeats: int | None = None, **overrides) -> ModelConfig:
+    """A Table 1 family. The Transformer is GPT-NeoX (LayerNorm, untied head); the SSMs
+    and hybrids follow mamba-ssm (RMSNorm, tied embeddings, vocabulary padded to 8),
+    with GPT-NeoX attention layers that use RMSNorm inside the hybrids. No dropout."""
+    if family not in B_FAMILIES:
+        raise ModelError(f"unknown paper B model {family!r}; known: {', '.join(B_FAMILIES)}")
+    pattern, default_repeats = B_FAMILIES[family]
+    layers = pattern * (repeats or default_repeats)
+    common = dict(layers=layers, d_model=d_model, heads=heads, d_state=d_state, mlp_ratio=4,
+                  mlp_act="gelu", rotary_pct=0.25, emb_dropout=0.0, init="mamba_ssm")
+    if family.startswith("transformer"):
+        cfg = dict(common, attn_norm="layernorm", final_norm="layernorm", tie_embeddings=False,
+                   rotary_pct=0.0 if family.endswith("nope") else 0.25)
+    else:
+        cfg = dict(common, attn_norm="rmsnorm", final_norm="rmsnorm", tie_embeddings=True, pad_vocab_to=8)
+    cfg.update(overrides)
+    return ModelConfig(**cfg)

@@ -1,0 +1,3 @@
+from .accuracy import ARCH_COLORS, accuracy_vs_params, save_figure, save_table, summarize, table_at, wide
+
+__all__ = ["ARCH_COLORS", "accuracy_vs_params", "save_figure", "save_table", "summarize", "table_at", "wide"]

@@ -1,0 +1,81 @@
+"""Accuracy-vs-parameters plots in paper A's style: mean over runs with a
+p10-p90 band, one colour per architecture (spec A.4)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from ..provenance import footer
+
+ARCH_COLORS = {"TF-TF": "tab:blue", "TF-SSM": "tab:orange", "SSM-TF": "tab:green", "SSM-SSM": "tab:red",
+               "TF-TF-TF": "tab:blue", "SSM-SSM-SSM": "tab:red", "SSM-SSM-TF": "tab:green",
+               "SSM-TF-TF": "tab:purple"}
+
+
+def summarize(df: pd.DataFrame, by: list[str], metric: str = "token_acc") -> pd.DataFrame:
+    """Mean, 10th and 90th percentile of `metric` over seeds, per group."""
+    g = df.groupby(by)[metric]
+    out = pd.DataFrame({"mean": g.mean(), "p10": g.quantile(0.1), "p90": g.quantile(0.9), "runs": g.size()})
+    return out.reset_index()
+
+
+def accuracy_vs_params(df: pd.DataFrame, metric: str = "token_acc", hue: str = "arch", ax=None,
+                       title: str = "Average accuracy across parameter counts"):
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    s = summarize(df, [hue, "params"], metric)
+    order = [a for a in ARCH_COLORS if a in set(s[hue])] + sorted(set(s[hue]) - set(ARCH_COLORS))
+    for name in order:
+        part = s[s[hue] == name].sort_values("params")
+        color = ARCH_COLORS.get(name)
+        ax.plot(part["params"], part["mean"], "o-", color=color, label=name, lw=2)
+        ax.fill_between(part["params"], part["p10"], part["p90"], color=color, alpha=0.15)
+    ax.set(xlabel="parameters", ylabel="accuracy", ylim=(-0.02, 1.02), title=title)
+    ax.grid(ls="--", alpha=0.5)
+    ax.legend()
+    return ax
+
+
+def save_figure(fig, fig_id: str, figures_dir: str | Path, prov: dict) -> list[Path]:
+    """Stamp the provenance footer and write <id>.png and <id>.pdf (no timestamps inside,
+    so the same results give the same files)."""
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    fig.text(0.01, 0.005, footer(prov), fontsize=7, color="0.35", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    paths = [figures_dir / f"{fig_id}.png", figures_dir / f"{fig_id}.pdf"]
+    fig.savefig(paths[0], dpi=150, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    return paths
+
+
+def save_table(table: pd.DataFrame, table_id: str, figures_dir: str | Path, prov: dict,
+               floatfmt: str = ".3f") -> list[Path]:
+    """<id>.csv and <id>.md; the markdown says which profile made it."""
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    paths = [figures_dir / f"{table_id}.csv", figures_dir / f"{table_id}.md"]
+    table.to_csv(paths[0], index=False)
+    paths[1].write_text(f"# {table_id}\n\n{table.to_markdown(index=False, floatfmt=floatfmt)}\n\n"
+                        f"_{footer(prov)}_\n")
+    return paths
+
+
+def table_at(df: pd.DataFrame, rows: dict[int, str], metric: str = "token_acc", by: str = "d_model",
+             hue: str = "arch") -> pd.DataFrame:
+    """Long table of mean/p10/p90 accuracy at chosen widths, each labelled (e.g. 8 -> '~2k'),
+    for the widths present in the results."""
+    s = summarize(df, [by, hue, "params"], metric)
+    s = s[s[by].isin(rows)].copy()
+    s.insert(0, "row", s[by].map(rows))
+    order = {a: i for i, a in enumerate(ARCH_COLORS)}
+    return s.sort_values([by, hue], key=lambda c: c.map(order) if c.name == hue else c).reset_index(drop=True)
+
+
+def wide(table: pd.DataFrame, hue: str = "arch", by: str = "d_model") -> pd.DataFrame:
+    """The long table as the paper prints it: one row per width, 'acc (params)' per architecture."""
+    cell = table.assign(cell=[f"{m:.3f} ({p:,})" for m, p in zip(table["mean"], table["params"])])
+    out = cell.pivot(index=["row", by], columns=hue, values="cell").reset_index()
+    cols = ["row", by] + [a for a in ARCH_COLORS if a in out.columns]
+    return out[cols].sort_values(by).reset_index(drop=True)

@@ -1,0 +1,42 @@
+"""Where a result came from: profile, device, commit, library versions, wall time."""
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+
+import torch
+
+from .config import ROOT
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(profile: str, device, wall_s: float) -> dict:
+    return {"profile": profile, "device": device_name(device), "commit": git_commit(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "wall_s": round(wall_s, 1)}
+
+
+def footer(prov: dict) -> str:
+    """One line for a figure: which profile made it, where, from which commit."""
+    minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
+    return (f"profile: {prov['profile']} · {prov['device']} · commit {prov['commit']} · "
+            f"{prov.get('runs', '?')} runs, {minutes:.1f} min of training")

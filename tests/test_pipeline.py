@@ -1,0 +1,104 @@
+"""params.yaml -> runs -> results: validation before work, resumable sweeps,
+provenance, and the DVC pipeline's shape."""
+import json
+
+import pytest
+import yaml
+
+from lib.config import ROOT, ConfigError, expand_runs, experiment_spec, load_params
+from lib.models import ModelError
+from lib.sweeps import load_results, run_sweep
+from lib.tasks import TaskError
+
+PARAMS = load_params()
+
+
+def tiny_spec(**changes):
+    spec = {
+        "name": "tiny", "profile": "quick",
+        "task": {"name": "selective_copy", "length": 24},
+        "eval": {"n": 32, "seed": 1},
+        "model": {"family": "micro", "window": 8},
+        "grid": {"arch": ["TF-TF", "SSM-TF"], "d_model": [4]},
+        "seeds": 2,
+        "train": {"steps": 6, "batch_size": 4, "warmup": 2},
+        "lr": {"grid": [1e-2]},
+    }
+    spec.update(changes)
+    return spec
+
+
+def test_every_experiment_expands_at_every_profile():
+    for name in PARAMS["experiments"]:
+        for profile in ("quick", "gpu", "paper"):
+            runs = expand_runs(experiment_spec(name, profile, PARAMS))
+            assert runs and len({r.id for r in runs}) == len(runs)
+
+
+def test_quick_profile_is_smaller_than_paper():
+    for name in PARAMS["experiments"]:
+        quick, paper = (expand_runs(experiment_spec(name, p, PARAMS)) for p in ("quick", "paper"))
+        steps = lambda runs: sum(r.train.get("steps", 0) for r in runs)  # noqa: E731
+        assert steps(quick) < steps(paper) / 20
+
+
+def test_a_fig4_follows_paper_protocol():
+    spec = experiment_spec("A-fig4", "paper", PARAMS)
+    assert spec["seeds"] == 11
+    assert spec["train"] == {"steps": 4000, "batch_size": 8, "weight_decay": 0.1, "warmup": 100,
+                             "schedule": "linear", "clip": 1.0}
+    assert spec["lr"]["grid"] == pytest.approx([10 ** (-4 + i / 2) for i in range(9)], rel=1e-3)
+    assert spec["eval"]["n"] >= 1000
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"task": {"name": "copy"}}, TaskError, "unknown task 'copy'.*selective_copy"),
+    ({"task": {"name": "selective_copy", "vocab": 3}}, TaskError, "no setting vocab"),
+    ({"grid": {"arch": ["SSM-RNN"], "d_model": [4]}}, ModelError, "unknown layer 'RNN'"),
+    ({"model": {"family": "micro", "window": 50}}, ModelError, "window 50 is larger than the sequence"),
+    ({"model": {"family": "micro", "window": 8, "heads": 3}}, ModelError, "divisible by 3 heads"),
+    ({"model": {"family": "resnet"}}, ModelError, "unknown model family"),
+    ({"task": {"name": "decode_recall_last", "num_vocab": 20}}, TaskError, "power of two"),
+])
+def test_bad_input_fails_before_any_work(change, error, match):
+    with pytest.raises(error, match=match):
+        expand_runs(tiny_spec(**change))
+
+
+def test_unknown_profile_and_experiment():
+    with pytest.raises(ConfigError, match="unknown profile 'fast'.*quick, gpu, paper"):
+        experiment_spec("A-fig4", "fast", PARAMS)
+    with pytest.raises(ConfigError, match="unknown experiment 'A-fig99'"):
+        experiment_spec("A-fig99", "quick", PARAMS)
+
+
+def test_sweep_writes_results_and_resumes(tmp_path):
+    """A second call finds every run finished and trains nothing; a lost run is redone alone."""
+    runs = expand_runs(tiny_spec())
+    out = tmp_path / "results"
+    table = run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
+    assert len(table) == 4 and set(table["arch"]) == {"TF-TF", "SSM-TF"}
+    assert table["params"].tolist() == [488, 488, 872, 872] or sorted(table["params"]) == [488, 488, 872, 872]
+    df, prov = load_results(out)
+    assert prov["profile"] == "quick" and prov["runs"] == 4 and prov["resumed"] == 0
+    assert {"device", "commit", "wall_s"} <= set(prov)
+
+    files = sorted((out / "runs").glob("*.json"))
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    files[0].unlink()  # as if the sweep had been killed before this run finished
+    again = run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
+    assert json.loads((out / "provenance.json").read_text())["resumed"] == 3
+    assert all(f.stat().st_mtime_ns == stamps[f] for f in files[1:])  # finished runs untouched
+    assert again.drop(columns=["wall_s"]).equals(table.drop(columns=["wall_s"]))  # same seed, same numbers
+
+
+def test_dvc_pipeline_shape():
+    """data -> train@<experiment> -> figure, each stage a papermill notebook run at ${profile}."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert set(dvc["train"]["foreach"]) <= set(PARAMS["experiments"])
+    for name, stage in dvc.items():
+        cmd = stage["do"]["cmd"] if "do" in stage else stage["cmd"]
+        assert cmd.startswith("papermill notebooks/") and "-p profile ${profile}" in cmd
+        nb = cmd.split()[1]
+        assert (ROOT / nb).exists(), nb
+    assert PARAMS["profile"] == "quick"  # the embedded default
