@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 
@@ -11,6 +12,10 @@ from .config import ROOT
 
 
 def git_commit() -> str:
+    """The checkout's commit (+dirty), or $COMPANION_COMMIT where there is no .git
+    (a copy of the tree on a GPU machine)."""
+    if os.environ.get("COMPANION_COMMIT"):
+        return os.environ["COMPANION_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()

@@ -152,8 +152,7 @@ def test_paper_a_closed_form_formulas(d):
             layers = arch.split("-")
             expect = V * d + 2 * d + sum(_tf_formula(d) if t == "TF" else _mamba_formula(d) for t in layers)
             assert m.num_params() == expect, arch
-            # heads only split the width: same count (when they divide d)
-        if d % 2 == 0:
+        if d % 2 == 0:  # heads only split the width: same count
             m = SequenceModel(micro("TF-SSM", d, heads=2), V)
             assert m.num_params() == V * d + 2 * d + _tf_formula(d) + _mamba_formula(d)
 
@@ -330,7 +329,7 @@ def test_mamba_matches_transformers_mamba_mixer(d, N, L, monkeypatch):
         monkeypatch.setattr(mm, name, fn)
     torch.manual_seed(d * N)
     cfg = MambaConfig(hidden_size=d, state_size=N, expand=2, conv_kernel=4, use_bias=False, use_conv_bias=True,
-                      num_hidden_layers=1, use_mambapy=False, use_associative_scan=False)
+                      num_hidden_layers=1, use_mambapy=False)
     ref = mm.MambaMixer(cfg, layer_idx=0)
     ours = Mamba(d, N, expand=2, d_conv=4, kernels="torch")
     assert ours.dt_rank == ref.time_step_rank == math.ceil(d / 16)
@@ -357,6 +356,8 @@ def test_selective_scan_matches_transformers_reference_scan(b, E, N, L):
     inputs it casts to float32 (u, B) are made float32-representable so that the
     cast is exact and the whole reference runs in float64."""
     import transformers.models.mamba.modeling_mamba as mm
+    if not hasattr(mm, "mamba_selective_scan"):  # a standalone function only in recent transformers
+        pytest.skip("this transformers has no modeling_mamba.mamba_selective_scan")
     hf_scan = inspect.unwrap(mm.mamba_selective_scan)
     g = torch.Generator().manual_seed(b * 1000 + L)
     u = _f32_exact(torch.randn(b, E, L, generator=g, dtype=F64))
@@ -393,7 +394,7 @@ def test_mamba2_matches_transformers_mamba2_mixer(d, N, P, G, chunk, L, monkeypa
     over E/ngroups channels) and the torch_forward path gives the same output.
 
     Compared in float32: the reference runs its chunked scan and its gated RMSNorm
-    in float32 whatever the input dtype (and so does our GatedRMSNorm), so a
+    in float32 whatever the input dtype, so a
     float64 run would not be more exact. Tolerance 2e-5 of the output scale.
     """
     from transformers import Mamba2Config
@@ -740,9 +741,6 @@ def test_other_bad_settings(no_modules):
             build_model(cfg, 34)
 
 
-@pytest.mark.xfail(reason="lib bug: micro() passes fixed settings (rotary_pct, emb_dropout, mlp_ratio, ...) "
-                          "explicitly and also **overrides to ModelConfig, so overriding any of them raises "
-                          "TypeError 'got multiple values for keyword argument'", raises=TypeError, strict=False)
 def test_micro_overrides_fixed_settings():
     """micro(..., **overrides) should let a caller override any setting, as paper_b does."""
     cfg = micro("SSM-TF", 8, emb_dropout=0.0, rotary_pct=0.0)

@@ -208,10 +208,11 @@ class GatedRMSNorm(nn.Module):
 
     def forward(self, y, z):
         dtype = y.dtype
-        y = y.float() * F.silu(z.float())
+        y, z, w = _f32(y, z, self.weight)
+        y = y * F.silu(z)
         g = y.view(*y.shape[:-1], -1, self.group_size)
         g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (g.view_as(y) * self.weight.float()).to(dtype)
+        return (g.view_as(y) * w).to(dtype)
 
 
 class Mamba2(nn.Module):

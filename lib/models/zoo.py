@@ -25,10 +25,10 @@ def micro(arch: str, d_model: int, heads: int = 1, window: int | None = 20, d_st
     """Paper A's micro_hf model: tied embeddings, embedding dropout 0.1, GPT-NeoX layers
     with a 2d SiLU MLP and RoPE on 25% of each head, Mamba with state 16 and expand 2
     (spec A.3: the paper's 'state 1' never reached the model), final LayerNorm."""
-    return ModelConfig(layers=arch_layers(arch), d_model=d_model, heads=heads, window=window,
-                       d_state=d_state, rotary_pct=0.25, mlp_ratio=2, mlp_act="silu",
-                       attn_norm="layernorm", expand=2, tie_embeddings=True, emb_dropout=0.1,
-                       final_norm="layernorm", init="micro", **overrides)
+    cfg = dict(layers=arch_layers(arch), d_model=d_model, heads=heads, window=window, d_state=d_state,
+               rotary_pct=0.25, mlp_ratio=2, mlp_act="silu", attn_norm="layernorm", expand=2,
+               tie_embeddings=True, emb_dropout=0.1, final_norm="layernorm", init="micro")
+    return ModelConfig(**{**cfg, **overrides})
 
 
 # Paper B, Table 1: (layer pattern, repeats at the paper's scale)
@@ -54,7 +54,7 @@ def paper_b(family: str, d_model: int = 1024, heads: int = 16, d_state: int = 16
     if family not in B_FAMILIES:
         raise ModelError(f"unknown paper B model {family!r}; known: {', '.join(B_FAMILIES)}")
     pattern, default_repeats = B_FAMILIES[family]
-    layers = pattern * (repeats or default_repeats)
+    layers = pattern * (default_repeats if repeats is None else repeats)
     common = dict(layers=layers, d_model=d_model, heads=heads, d_state=d_state, mlp_ratio=4,
                   mlp_act="gelu", rotary_pct=0.25, emb_dropout=0.0, init="mamba_ssm")
     if family.startswith("transformer"):
