@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -44,7 +44,6 @@ class ModelConfig:
     norm_eps: float = 1e-5
     pad_vocab_to: int = 1
     init: str = "micro"  # "micro": paper A's HF init; "mamba_ssm": paper B's
-    extra: dict = field(default_factory=dict)  # free-form notes carried into results
 
     def validate(self, seq_len: int | None = None) -> None:
         unknown = [n for n in self.layers if n not in LAYERS]
