@@ -19,8 +19,10 @@ def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        # dirty = uncommitted changes to the code (pipeline outputs change as stages run)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "lib",
+                                "notebooks", "pyproject.toml"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -43,5 +45,6 @@ def provenance(profile: str, device, wall_s: float) -> dict:
 def footer(prov: dict) -> str:
     """One line for a figure: which profile made it, where, from which commit."""
     minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
-    return (f"profile: {prov['profile']} · {prov['device']} · commit {prov['commit']} · "
+    commits = [c for c in prov.get("run_commits", []) if c != "unrecorded"] or [prov["commit"]]
+    return (f"profile: {prov['profile']} · {prov['device']} · commit {', '.join(commits)} · "
             f"{prov.get('runs', '?')} runs, {minutes:.1f} min of training")

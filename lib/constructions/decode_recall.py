@@ -30,15 +30,17 @@ reading +a and -a so that SiLU(a) - SiLU(-a) = a passes coordinates linearly):
   * previous token: nb channel pairs read u through the conv tap at offset 1, with dt ~ 0
     (no state) and D = 1: they output the previous token's code into p (zero at position 0).
 Attention (1 head, window W, rotary pair (1, 3) at theta = pi / W, codes in unrotated dims):
-  score(j) = S_c q . p_j  +  S_r cos((i - j) theta)  -  S_b [x_j is a bit or j = 0]
+  score(j) = S_c q . p_j  +  S_r cos((i - j) theta)  -  S_b [x_j is a bit]  (+ a constant)
   The code term is S_c nb on a match (previous token = w) and at most S_c (nb - 2) otherwise;
   the recency term increases with j by at least S_r (1 - cos theta) per step inside the window;
-  the penalty removes the bit positions (whose follower is not a context word) and position 0.
+  the penalty removes the bit positions (whose follower is not a context word). Position 0
+  (no previous token, a different RMSNorm scale) is kept out by a window of at most L - 1,
+  which loses nothing: an occurrence at 0 has its follower at 1.
   With S_r (1 - cos theta) = S_c - 2.5 S_r = log W + 30 and S_b larger than all other terms,
   the most recent match has softmax mass > 1 - W e^-(log W + 30) whenever a match is in the
   window. The value is u_j (the follower), written into `out`; an untied head reads `out`
   with row t = code_t, so the argmax is the recalled token.
-Window: W = min(L, ceil(|W| ln 100) + nb + 2): a uniform word is absent from the last
+Window: W = min(L - 1, ceil(|W| ln 100) + nb + 2): a uniform word is absent from the last
 W - nb - 2 context words with probability (1 - 1/|W|)^(W-nb-2) <= 1%, which is the
 theorem's 99% (coupon-collector, O~(|V|)); the only failures are such absences.
 """
@@ -58,7 +60,7 @@ MARGIN = 30.0
 
 def default_window(num_vocab: int, length: int) -> int:
     nb = int(math.log2(num_vocab))
-    return int(min(length, math.ceil(num_vocab * math.log(100)) + nb + 2))
+    return int(min(length - 1, math.ceil(num_vocab * math.log(100)) + nb + 2))
 
 
 def layout(vocab_size: int, nb: int) -> dict:
@@ -171,11 +173,11 @@ def build_decode_recall(num_vocab: int = 32, length: int = 100, window: int | No
         for k in range(nb):
             qkv_w[4 + k, R["q"].start + k] = S_c * sq * r_q
             qkv_w[K + 4 + k, R["p"].start + k] = r_k
-        # penalty dim 4 + nb: k = r_k * (ind / rms) + 1 (0 on context words, > 0 on bits and j = 0)
+        # penalty dim 4 + nb: k = r_k * ind / rms_j: exactly -1 on every context word j >= 1 (a constant
+        # offset, which the softmax ignores) and > 0 on bits, which lose at least S_b
         pen = 4 + nb
         qkv_w[pen, R["const"]] = -S_b * sq * r_q
         qkv_w[K + pen, R["ind"]] = r_k
-        qkv_b[K + pen] = 1.0
         for k in range(nbc):
             qkv_w[2 * K + R["u"].start + k, R["u"].start + k] = 1.0
             at.attention.dense.weight[R["out"].start + k, R["u"].start + k] = 1.0

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..config import Run, data_dir as default_data_dir
 from ..models import build_model
-from ..provenance import provenance
+from ..provenance import git_commit, provenance
 from ..tasks import eval_set
 from ..training import TrainConfig, choose_lr, resolve_device, train
 
@@ -70,7 +70,7 @@ def execute(run: Run, out_dir: Path, data_dir: Path, device, progress: bool = Fa
     return {"id": run.id, "experiment": run.experiment, "labels": run.labels, "seed": run.seed,
             "params": model.num_params(), "params_non_embedding": model.num_params(non_embedding=True),
             "lr": lr, "final": out["final"], "steps": out["steps"], "early_stopped": out["early_stopped"],
-            "wall_s": out["wall_s"], "device": str(resolve_device(device)),
+            "wall_s": out["wall_s"], "device": str(resolve_device(device)), "commit": git_commit(),
             "eval_curve": out["history"]["eval"], "train_loss": _downsample(out["history"]["train_loss"]),
             "run": {k: v for k, v in run.__dict__.items() if k != "labels"}}
 
@@ -92,7 +92,8 @@ def run_sweep(runs: list[Run], out_dir: str | Path, *, profile: str, data_dir: s
     table.to_parquet(out_dir / "results.parquet", index=False)
     prov = provenance(profile=profile, device=resolve_device(device), wall_s=time.time() - t0)
     prov.update(runs=len(runs), resumed=done_before,
-                train_wall_s=float(sum(r["wall_s"] for r in records)))
+                train_wall_s=float(sum(r["wall_s"] for r in records)),
+                run_commits=sorted({r.get("commit", "unrecorded") for r in records}))
     _write_json(out_dir / "provenance.json", prov)
     return table
 
