@@ -44,7 +44,9 @@ def provenance(profile: str, device, wall_s: float) -> dict:
 
 def footer(prov: dict) -> str:
     """One line for a figure: which profile made it, where, from which commit."""
-    minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
     commits = [c for c in prov.get("run_commits", []) if c != "unrecorded"] or [prov["commit"]]
-    return (f"profile: {prov['profile']} · {prov['device']} · commit {', '.join(commits)} · "
-            f"{prov.get('runs', '?')} runs, {minutes:.1f} min of training")
+    head = f"profile: {prov['profile']} · {prov['device']} · commit {', '.join(commits)} · "
+    if prov.get("runs") == 0:
+        return head + f"weights set by hand, no training · {prov['wall_s']:.0f} s"
+    minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
+    return head + f"{prov.get('runs', '?')} runs, {minutes:.1f} min of training"

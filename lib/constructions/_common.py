@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,20 +45,46 @@ def rms_scale(sq_norm: float, d: int, eps: float) -> float:
 
 
 @torch.no_grad()
-def last_position_predictions(model, inputs: torch.Tensor, batch: int = 500,
+def last_position_logits(model, ids: torch.Tensor) -> torch.Tensor:
+    """The model's logits at the LAST position only, [B, vocab]: the same modules and
+    weights as model.forward, but the final attention layer evaluates just the last
+    query (O(L) instead of O(L^2) per example). tests/test_constructions.py checks it
+    against model(ids)[:, -1]."""
+    from ..models.attention import AttentionLayer, apply_rope
+
+    last = model.layers[-1]
+    if not isinstance(last, AttentionLayer):
+        raise ValueError("last_position_logits needs a model whose last layer is attention")
+    h = model.dropout(model.embed(ids))
+    for layer in model.layers[:-1]:
+        h = layer(h)
+    att = last.attention
+    B, L, d = h.shape
+    qkv = att.query_key_value(last.input_layernorm(h)).view(B, L, att.heads, 3 * att.head_size).transpose(1, 2)
+    q, k, v = qkv.chunk(3, dim=-1)
+    q, k = apply_rope(q, att.n_rot, att.rotary_base), apply_rope(k, att.n_rot, att.rotary_base)
+    w = L if att.window is None else min(att.window, L)
+    q, k, v = q[:, :, -1:], k[:, :, -w:], v[:, :, -w:]
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(att.head_size)
+    y = torch.softmax(scores, dim=-1) @ v  # [B, H, 1, hs]
+    y = att.dense(y.transpose(1, 2).reshape(B, 1, d))[:, 0]
+    hl = h[:, -1]
+    out = hl + y + last.mlp(last.post_attention_layernorm(hl))
+    return model.head(model.norm(out))[..., : model.vocab_size]
+
+
+@torch.no_grad()
+def last_position_predictions(model, inputs: torch.Tensor, batch: int = 1000, full: bool = False,
                               dtype=torch.float64) -> torch.Tensor:
-    """argmax of the model's logits at the last position, evaluated in batches."""
-    model = model.to(dtype).eval()
+    """argmax of the model's logits at the last position, evaluated in batches
+    (full=True runs the whole model.forward, else last_position_logits)."""
+    if next(model.parameters()).dtype != dtype:  # never round the float64 weights in place
+        import copy
+        model = copy.deepcopy(model).to(dtype)
+    model.eval()
     out = []
     for i in range(0, len(inputs), batch):
-        out.append(model(inputs[i:i + batch])[:, -1].argmax(-1))
+        x = inputs[i:i + batch]
+        logits = model(x)[:, -1] if full else last_position_logits(model, x)
+        out.append(logits.argmax(-1))
     return torch.cat(out)
-
-
-def batch_size_for(length: int, budget: float = 4e7) -> int:
-    """Examples per forward so the [B, L, L] attention scores stay within ~budget entries."""
-    return int(max(1, min(1000, budget // (length * length))))
-
-
-def as_numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

@@ -40,9 +40,10 @@ Attention (1 head, window W, rotary pair (1, 3) at theta = pi / W, codes in unro
   the most recent match has softmax mass > 1 - W e^-(log W + 30) whenever a match is in the
   window. The value is u_j (the follower), written into `out`; an untied head reads `out`
   with row t = code_t, so the argmax is the recalled token.
-Window: W = min(L - 1, ceil(|W| ln 100) + nb + 2): a uniform word is absent from the last
-W - nb - 2 context words with probability (1 - 1/|W|)^(W-nb-2) <= 1%, which is the
-theorem's 99% (coupon-collector, O~(|V|)); the only failures are such absences.
+Window: W = min(L - 1, ceil(|W| ln 200) + nb + 2): a uniform word is absent from the last
+W - nb - 2 context words with probability (1 - 1/|W|)^(W-nb-2) <= 0.5%, inside the
+theorem's 99% with room for sampling noise (coupon-collector, O~(|V|)); the only
+failures are such absences.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ MARGIN = 30.0
 
 def default_window(num_vocab: int, length: int) -> int:
     nb = int(math.log2(num_vocab))
-    return int(min(length - 1, math.ceil(num_vocab * math.log(100)) + nb + 2))
+    return int(min(length - 1, math.ceil(num_vocab * math.log(200)) + nb + 2))
 
 
 def layout(vocab_size: int, nb: int) -> dict:

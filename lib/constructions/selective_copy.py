@@ -14,7 +14,7 @@ Data flow (d = 7 + 2*nb, nb = ceil(log2 |vocab|); rows of the residual stream):
 
 1. Embedding: token t -> the rows above (all tokens have the same norm, so the SSM's
    RMSNorm is one known scale r0 for every token).
-2. Mamba (the real selective scan, expand=1, d_state=1, identity conv tap): channels
+2. Mamba (the real selective scan, expand=1, d_state=1, d_conv=1 with an identity tap): channels
    c0 = SiLU(1) (constant, from row 0), c1/c2 = SiLU(+-ind), c3..c6 = SiLU(+-cos), SiLU(+-sin).
    Because SiLU(a) - SiLU(-a) = a for every a, a pair of channels carries a coordinate
    LINEARLY although SiLU is not odd. dt = softplus(300 * (c1 - c2)) = softplus(+-300):
@@ -82,7 +82,7 @@ def build_selective_copy(num_vocab: int = 26, numbers: int = 5, length: int = 10
     pct, base, theta = rope_settings(d, math.pi / window)
     cfg = ModelConfig(layers=["mamba", "attn"], d_model=d, heads=1, window=window, rotary_pct=pct,
                       rotary_base=base, mlp_ratio=1.0 / d, attn_norm="rmsnorm", final_norm="rmsnorm",
-                      d_state=1, expand=1, d_conv=4, tie_embeddings=False, emb_dropout=0.0,
+                      d_state=1, expand=1, d_conv=1, tie_embeddings=False, emb_dropout=0.0,
                       kernels="torch")
     model = build_model(cfg, V, seq_len=task.length, seed=0).double()
     eps = cfg.norm_eps
