@@ -25,6 +25,16 @@ def pm1_codes(n: int, bits: int) -> torch.Tensor:
     return (2.0 * b - 1.0).double()
 
 
+def base_embedding(E: torch.Tensor, rows: dict, codes: torch.Tensor) -> None:
+    """The rows both constructions share: a constant 1, a +-1 indicator (set to -1 here;
+    each builder raises it on its special tokens), a filler 1 that keeps token norms equal,
+    and the +-1 token code u."""
+    E[:, rows["const"]] = 1.0
+    E[:, rows["ind"]] = -1.0
+    E[:, rows["fill"]] = 1.0
+    E[:, rows["u"]] = codes
+
+
 def rope_settings(head_size: int, theta: float) -> tuple[float, float, float]:
     """(rotary_pct, rotary_base, theta_used) such that the attention layer rotates exactly
     the first 4 dims of each head: pair (0, 2) at frequency 1 rad (GPT-NeoX's first

@@ -54,7 +54,7 @@ import torch
 
 from ..models import ModelConfig, SequenceModel, build_model
 from ..tasks import make_task
-from ._common import BIG, SILU1, n_bits, pm1_codes, rms_scale, rope_settings
+from ._common import base_embedding, BIG, SILU1, n_bits, pm1_codes, rms_scale, rope_settings
 
 MARGIN = 30.0
 
@@ -107,10 +107,7 @@ def build_decode_recall(num_vocab: int = 32, length: int = 100, window: int | No
         for prm in model.parameters():
             prm.zero_()
         E = model.embed.weight
-        E[:, R["const"]] = 1.0
-        E[:, R["ind"]] = -1.0
-        E[:, R["fill"]] = 1.0
-        E[:, R["u"]] = codes
+        base_embedding(E, R, codes)
         for t, b in ((bit0, -1.0), (bit1, 1.0)):
             E[t, R["ind"]], E[t, R["fill"]], E[t, R["bit"]] = 1.0, 0.0, b
         # ---- Mamba

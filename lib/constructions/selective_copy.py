@@ -56,7 +56,7 @@ import torch
 
 from ..models import ModelConfig, SequenceModel, build_model
 from ..tasks import make_task
-from ._common import BIG, SILU1, n_bits, pm1_codes, rms_scale, rope_settings
+from ._common import base_embedding, BIG, SILU1, n_bits, pm1_codes, rms_scale, rope_settings
 
 MARGIN = 30.0  # softmax logit gap beyond log(window)
 
@@ -92,10 +92,7 @@ def build_selective_copy(num_vocab: int = 26, numbers: int = 5, length: int = 10
             p.zero_()
         # ---- 1. embedding
         E = model.embed.weight
-        E[:, R["const"]] = 1.0
-        E[:, R["ind"]] = -1.0
-        E[:, R["fill"]] = 1.0
-        E[:, R["u"]] = codes
+        base_embedding(E, R, codes)
         for t, v in dist.items():
             E[t, R["ind"]] = 1.0
             E[t, R["fill"]] = 0.0

@@ -63,16 +63,6 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     return y.to(dtype)
 
 
-def _decay_matrix(log_a: torch.Tensor) -> torch.Tensor:
-    """log_a: [..., T] per-step log decays -> [..., T, T] with entry (t, s) equal to
-    exp(sum of log_a over s < r <= t) for s <= t and 0 above the diagonal."""
-    cum = torch.cumsum(log_a, dim=-1)
-    seg = cum[..., :, None] - cum[..., None, :]
-    T = log_a.shape[-1]
-    causal = torch.ones(T, T, dtype=torch.bool, device=log_a.device).tril()
-    return torch.exp(seg.masked_fill(~causal, float("-inf")))
-
-
 def linear_scan(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """h_t = a_t * h_{t-1} + x_t along dim 2 (h_{-1} = 0), in log2(L) doubling steps
     (Hillis-Steele) instead of L sequential ones: a few whole-tensor ops, so fast on
@@ -162,6 +152,16 @@ def ssd_scan_ref(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus=False):
     if D is not None:
         y = y + x * D[:, None]
     return y.to(dtype)
+
+
+def _decay_matrix(log_a: torch.Tensor) -> torch.Tensor:
+    """log_a: [..., T] per-step log decays -> [..., T, T] with entry (t, s) equal to
+    exp(sum of log_a over s < r <= t) for s <= t and 0 above the diagonal."""
+    cum = torch.cumsum(log_a, dim=-1)
+    seg = cum[..., :, None] - cum[..., None, :]
+    T = log_a.shape[-1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=log_a.device).tril()
+    return torch.exp(seg.masked_fill(~causal, float("-inf")))
 
 
 def ssd_scan_chunked(x, dt, A, B, C, D=None, dt_bias=None, dt_softplus=False, chunk: int = 32):
