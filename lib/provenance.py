@@ -50,3 +50,17 @@ def footer(prov: dict) -> str:
         return head + f"weights set by hand, no training · {prov['wall_s']:.0f} s"
     minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
     return head + f"{prov.get('runs', '?')} runs, {minutes:.1f} min of training"
+
+
+def combine(*provs: dict) -> dict:
+    """One provenance for a figure or table drawn from several experiments' results: their runs
+    and training time added up, their devices and commits listed once each."""
+    profiles = sorted({p["profile"] for p in provs})
+    if len(profiles) != 1:
+        raise ValueError(f"results from different profiles: {profiles}")
+    unique = lambda xs: list(dict.fromkeys(xs))  # noqa: E731  (ordered, no repeats)
+    return {"profile": profiles[0], "device": ", ".join(unique(p["device"] for p in provs)),
+            "commit": ", ".join(unique(p["commit"] for p in provs)),
+            "wall_s": sum(p["wall_s"] for p in provs), "runs": sum(p.get("runs", 0) for p in provs),
+            "train_wall_s": sum(p.get("train_wall_s", p["wall_s"]) for p in provs),
+            "run_commits": sorted({c for p in provs for c in p.get("run_commits", [p["commit"]])})}

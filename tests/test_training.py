@@ -55,13 +55,13 @@ class DiesAfter:
 
 
 def test_resume_from_checkpoint_matches_uninterrupted(tmp_path):
-    """Kill a run after 25 of 40 steps, restart it: it continues from the step-20
+    """Kill a run after 25 of 40 steps (data drawn 5 steps at a time), restart it: it continues from the step-20
     checkpoint and gives the same curve and metrics as an uninterrupted run."""
-    cfg = TrainConfig(steps=40, batch_size=4, lr=1e-2, warmup=5, checkpoint_every=10)
+    cfg = TrainConfig(steps=40, batch_size=4, lr=1e-2, warmup=5, checkpoint_every=10, data_block=5)
     full = train(tiny(seed=1), TASK, cfg, seed=1, eval_batch=EVAL, progress=False)
     ckpt = tmp_path / "run.pt"
     with pytest.raises(Interrupted):
-        train(tiny(seed=1), DiesAfter(TASK, 25), cfg, seed=1, progress=False, checkpoint=ckpt)
+        train(tiny(seed=1), DiesAfter(TASK, 5), cfg, seed=1, progress=False, checkpoint=ckpt)
     assert torch.load(ckpt, weights_only=False)["step"] == 20
     # a fresh process would rebuild the model from scratch and find the checkpoint
     resumed = train(tiny(seed=99), TASK, cfg, seed=1, eval_batch=EVAL, progress=False, checkpoint=ckpt)
@@ -157,7 +157,7 @@ def test_greedy_exact_match_on_ngram():
 
 
 def test_early_stopping_stops_at_threshold():
-    cfg = TrainConfig(steps=400, batch_size=8, lr=1e-2, warmup=10, eval_every=20, early_stop=0.0)
+    cfg = TrainConfig(steps=400, batch_size=8, lr=1e-2, warmup=10, eval_every=20, early_stop=0.0, data_block=10)
     out = train(tiny(), TASK, cfg, seed=0, eval_batch=EVAL, progress=False)
     assert out["early_stopped"] and out["steps"] == 20
 

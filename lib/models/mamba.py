@@ -41,7 +41,9 @@ def _f32(*ts):
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
     """Reference S6 scan, same signature as mamba_ssm's selective_scan_fn.
-    u, delta, z: [b, E, L]; A: [E, N]; B, C: [b, N, L]; D, delta_bias: [E]."""
+    u, delta, z: [b, E, L]; A: [E, N]; B, C: [b, N, L], or [b, G, N, L] where group g
+    serves channels g*E/G .. (g+1)*E/G - 1 (an ensemble of G models folded into the
+    channels); D, delta_bias: [E]."""
     dtype = u.dtype
     u, delta, A, B, C, D, z, delta_bias = _f32(u, delta, A, B, C, D, z, delta_bias)
     if delta_bias is not None:
@@ -49,12 +51,13 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     if delta_softplus:
         delta = F.softplus(delta)
     dA = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])  # [b, E, L, N]
-    dBu = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)  # [b, E, L, N]
+    B, C = _per_channel(B, u.shape[1]), _per_channel(C, u.shape[1])  # [b, E or 1, L, N]
+    dBu = (delta * u).unsqueeze(-1) * B  # [b, E, L, N]
     h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
     ys = []
     for t in range(u.shape[2]):
         h = dA[:, :, t] * h + dBu[:, :, t]
-        ys.append(torch.einsum("ben,bn->be", h, C[:, :, t]))
+        ys.append((h * C[:, :, t]).sum(-1))
     y = torch.stack(ys, dim=2)
     if D is not None:
         y = y + u * D[None, :, None]
@@ -63,17 +66,43 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     return y.to(dtype)
 
 
+def _per_channel(B: torch.Tensor, E: int) -> torch.Tensor:
+    """B or C as [b, E or 1, L, N]: shared [b, N, L] or grouped [b, G, N, L]."""
+    if B.dim() == 3:
+        return B.transpose(1, 2).unsqueeze(1)
+    return B.transpose(2, 3).repeat_interleave(E // B.shape[1], dim=1)
+
+
+class _LinearScan(torch.autograd.Function):
+    """h_t = a_t * h_{t-1} + x_t over the leading (time) dim, with its reverse-time
+    scan as the backward: g_t = dL/dh_t + a_{t+1} g_{t+1}, dx_t = g_t, da_t = g_t h_{t-1}.
+    A loop of fused in-place steps, no autograd graph per step: on the CPU this beats
+    a log-depth scan, which moves the whole [L, ...] tensor log2(L) times."""
+
+    @staticmethod
+    def forward(ctx, a, x):
+        h = torch.empty_like(x)
+        h[0] = x[0]
+        for t in range(1, x.shape[0]):
+            torch.addcmul(x[t], a[t], h[t - 1], out=h[t])
+        ctx.save_for_backward(a, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        a, h = ctx.saved_tensors
+        g = grad_h.contiguous().clone()  # becomes dL/dx
+        for t in range(g.shape[0] - 2, -1, -1):
+            g[t].addcmul_(a[t + 1], g[t + 1])
+        da = torch.zeros_like(a)
+        torch.mul(g[1:], h[:-1], out=da[1:])
+        return da, g
+
+
 def linear_scan(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """h_t = a_t * h_{t-1} + x_t along dim 2 (h_{-1} = 0), in log2(L) doubling steps
-    (Hillis-Steele) instead of L sequential ones: a few whole-tensor ops, so fast on
-    the CPU and exact up to float rounding."""
-    L, k = a.shape[2], 1
-    while k < L:
-        x = torch.cat([x[:, :, :k], x[:, :, k:] + a[:, :, k:] * x[:, :, :-k]], dim=2)
-        if 2 * k < L:
-            a = torch.cat([a[:, :, :k], a[:, :, k:] * a[:, :, :-k]], dim=2)
-        k *= 2
-    return x
+    """h_t = a_t * h_{t-1} + x_t along dim 2 (h_{-1} = 0), exact up to float rounding."""
+    a_t, x_t = (v.movedim(2, 0).contiguous() for v in (a, x))
+    return _LinearScan.apply(a_t, x_t).movedim(0, 2)
 
 
 def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
@@ -85,8 +114,8 @@ def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
     if delta_softplus:
         delta = F.softplus(delta)
     dA = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])  # [b, E, L, N]
-    dBu = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)
-    y = (linear_scan(dA, dBu) * C.transpose(1, 2).unsqueeze(1)).sum(-1)
+    dBu = (delta * u).unsqueeze(-1) * _per_channel(B, u.shape[1])
+    y = (linear_scan(dA, dBu) * _per_channel(C, u.shape[1])).sum(-1)
     if D is not None:
         y = y + u * D[None, :, None]
     if z is not None:

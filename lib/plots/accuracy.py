@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
 from ..provenance import footer
@@ -21,20 +22,60 @@ def summarize(df: pd.DataFrame, by: list[str], metric: str = "token_acc") -> pd.
     return out.reset_index()
 
 
-def accuracy_vs_params(df: pd.DataFrame, metric: str = "token_acc", hue: str = "arch", ax=None,
-                       title: str = "Average accuracy across parameter counts"):
+def accuracy_vs_setting(df: pd.DataFrame, x: str, ax=None, metric: str = "token_acc", hue: str = "arch",
+                        reference: dict[str, float | None] | None = None, reference_note: str = "",
+                        title: str | None = None, xlabel: str | None = None):
+    """Mean over seeds with a p10-p90 band of `metric` against the column `x` (params, window,
+    heads, d_state), one line per `hue`. `reference` {arch: level} draws each level as a dashed
+    horizontal line in that arch's colour (a model the sweep does not vary); None levels are skipped."""
     ax = ax or plt.subplots(figsize=(7, 4.5))[1]
-    s = summarize(df, [hue, "params"], metric)
+    s = summarize(df, [hue, x], metric)
     order = [a for a in ARCH_COLORS if a in set(s[hue])] + sorted(set(s[hue]) - set(ARCH_COLORS))
     for name in order:
-        part = s[s[hue] == name].sort_values("params")
+        part = s[s[hue] == name].sort_values(x)
         color = ARCH_COLORS.get(name)
-        ax.plot(part["params"], part["mean"], "o-", color=color, label=name, lw=2)
-        ax.fill_between(part["params"], part["p10"], part["p90"], color=color, alpha=0.15)
-    ax.set(xlabel="parameters", ylabel="accuracy", ylim=(-0.02, 1.02), title=title)
+        ax.plot(part[x], part["mean"], "o-", color=color, label=name, lw=2)
+        ax.fill_between(part[x], part["p10"], part["p90"], color=color, alpha=0.15)
+    for name, y in (reference or {}).items():
+        if y is not None:
+            ax.axhline(y, ls="--", lw=2, color=ARCH_COLORS.get(name, "0.4"),
+                       label=f"{name} ({reference_note})" if reference_note else name)
+    if x != "params":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    ax.set(xlabel=xlabel or x, ylabel="accuracy", ylim=(-0.02, 1.02),
+           title=title or f"Average accuracy across {x}")
     ax.grid(ls="--", alpha=0.5)
     ax.legend()
     return ax
+
+
+def accuracy_vs_params(df: pd.DataFrame, metric: str = "token_acc", hue: str = "arch", ax=None,
+                       title: str = "Average accuracy across parameter counts"):
+    return accuracy_vs_setting(df, "params", ax=ax, metric=metric, hue=hue, title=title, xlabel="parameters")
+
+
+def level(df: pd.DataFrame, arch: str, metric: str = "token_acc", **where) -> float | None:
+    """Mean `metric` of one arch's runs matching `where` (e.g. d_model=12): the height of a
+    dashed reference line. None when no run matches."""
+    rows = df[df["arch"] == arch]
+    for col, value in where.items():
+        rows = rows[rows[col] == value]
+    return float(rows[metric].mean()) if len(rows) else None
+
+
+def heads_and_state(heads: pd.DataFrame, state: pd.DataFrame, tf_tf: float | None, tf_tf_note: str,
+                    suptitle: str = ""):
+    """Paper A's Figs 12/16: (a) accuracy vs attention heads, SSM-SSM (no attention, so heads
+    do nothing) as a dashed line at its mean over heads; (b) accuracy vs Mamba state dimension,
+    TF-TF (no state) as a dashed line at `tf_tf`."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    accuracy_vs_setting(heads[heads["arch"] != "SSM-SSM"], "heads", ax=a,
+                        reference={"SSM-SSM": level(heads, "SSM-SSM")}, reference_note="mean over heads",
+                        title="(a) Average accuracy across number of heads", xlabel="attention heads")
+    accuracy_vs_setting(state, "d_state", ax=b, reference={"TF-TF": tf_tf}, reference_note=tf_tf_note,
+                        title="(b) Average accuracy across state dimensions", xlabel="Mamba state dimension")
+    fig.suptitle(suptitle)
+    return fig
 
 
 def save_figure(fig, fig_id: str, figures_dir: str | Path, prov: dict) -> list[Path]:

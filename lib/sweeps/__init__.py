@@ -1,3 +1,3 @@
-from .runner import execute, load_results, results_table, run_sweep
+from .runner import collect, load_results, results_table, run_experiments, run_sweep, train_runs
 
-__all__ = ["execute", "load_results", "results_table", "run_sweep"]
+__all__ = ["collect", "load_results", "results_table", "run_experiments", "run_sweep", "train_runs"]

@@ -1,25 +1,38 @@
-"""Run an experiment's runs, one JSON per finished run; a rerun skips what is done.
+"""Run experiments' runs, one JSON per finished run; a rerun skips what is done.
 
     data/results/<profile>/<experiment>/runs/<run id>.json   one per run
     data/results/<profile>/<experiment>/lrs.json             learning rates chosen per configuration
     data/results/<profile>/<experiment>/results.parquet      one row per run
     data/results/<profile>/<experiment>/provenance.json      profile, device, commit, wall time
+
+Runs train packed into ensembles (lib.training.train_ensemble): every pending run
+whose model has the same shape, whatever its experiment, seed, learning rate, task
+settings or attention window, steps together with the others. First the learning-rate
+trials of every configuration that needs one, then the runs. Each ensemble's results
+are written as soon as it finishes, so an interrupted sweep loses only the ensemble
+in flight.
 """
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from ..config import Run, data_dir as default_data_dir
 from ..models import build_model
-from ..provenance import git_commit, provenance
+from ..models.ensemble import BATCHED_LAYERS, stack_key
+from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
-from ..training import TrainConfig, choose_lr, resolve_device, train
+from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
 
 
 def _write_json(path: Path, obj) -> None:
@@ -29,69 +42,231 @@ def _write_json(path: Path, obj) -> None:
     tmp.replace(path)  # atomic: an interrupted sweep never leaves half a result
 
 
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _downsample(xs: list[float], points: int = 100) -> list[float]:
     if len(xs) <= points:
         return [float(x) for x in xs]
     return [float(np.mean(c)) for c in np.array_split(np.asarray(xs), points)]
 
 
-def learning_rate(run: Run, out_dir: Path, device, progress: bool) -> float:
-    """The run's learning rate: fixed, or chosen once per configuration (all seeds share it)."""
+def lr_key(run: Run) -> str:
+    """Runs that differ only in their seed share a learning rate (spec A.4)."""
+    return json.dumps({"task": run.task, "model": run.model, "train": run.train, "lr": run.lr}, sort_keys=True)
+
+
+_PROBES: dict[str, object] = {}
+_BUILD_LOCK = threading.Lock()
+
+
+def _probe(run: Run, vocab_size: int, seq_len: int):
+    """One model of a run's configuration (built once): its shape, size and parameter count."""
+    key = json.dumps([run.model, vocab_size, seq_len], sort_keys=True)
+    if key not in _PROBES:
+        _PROBES[key] = build_model(run.model_config(), vocab_size, seq_len=seq_len, seed=0)
+    return _PROBES[key]
+
+
+class Member:
+    """One model to train inside an ensemble: a run, or one learning-rate trial of a run's
+    configuration. Its weights are built only when its ensemble trains."""
+
+    def __init__(self, run: Run, lr: float, seed: int, train: dict, out_dir: Path, trial: bool = False):
+        self.run, self.lr, self.seed, self.trial, self.out_dir = run, lr, seed, trial, out_dir
+        self.task, self.eval_task = run.make_task(), run.make_eval_task()
+        self.cfg = TrainConfig(**{**train, "lr": lr})
+        self.seq_len = max(self.task.seq_len, self.eval_task.seq_len)
+        self.probe = _probe(run, self.task.vocab_size, self.seq_len)
+
+    def build(self):
+        with _BUILD_LOCK:  # build_model seeds torch's global generator
+            return build_model(self.run.model_config(), self.task.vocab_size, seq_len=self.seq_len,
+                               seed=self.seed)
+
+    def pack_key(self) -> tuple:
+        """Members with equal keys train as one ensemble."""
+        if not set(self.probe.cfg.layers) <= BATCHED_LAYERS:
+            return ("alone", id(self))
+        train = {k: v for k, v in vars(self.cfg).items() if k != "lr"}
+        return (stack_key(self.probe), json.dumps(train, sort_keys=True, default=str), self.task.seq_len,
+                self.eval_task.seq_len if not self.trial else 0, self.run.eval["n"] if not self.trial else 0)
+
+    def cost(self) -> float:
+        """Rough memory of one member's training step, in floats (activations + optimizer)."""
+        cfg, L = self.probe.cfg, self.task.seq_len
+        per_token = sum(8 * cfg.expand * cfg.d_model if n != "attn" else 2 * cfg.heads * L + 12 * cfg.d_model
+                        for n in cfg.layers) + 3 * self.task.vocab_size
+        return self.cfg.batch_size * L * per_token + 4 * self.probe.num_params()
+
+
+def pack(members: list[Member], budget: float, max_members: int) -> list[list[Member]]:
+    """Group members by pack key, then cut each group to fit the memory budget."""
+    groups = defaultdict(list)
+    for m in members:
+        groups[m.pack_key()].append(m)
+    out = []
+    for group in groups.values():
+        cap = max(1, min(max_members, int(budget // group[0].cost())))
+        out += [group[i:i + cap] for i in range(0, len(group), cap)]
+    return out
+
+
+def _budget(device) -> tuple[float, int]:
+    """Floats of activations per ensemble and most members per ensemble, per device."""
+    return (1e9, 4096) if device.type == "cuda" else (1.5e8, 64)
+
+
+def _train(members: list[Member], device, data_dir: Path) -> list[dict]:
+    evals = [None if m.trial else eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)
+             for m in members]
+    return train_ensemble([m.build() for m in members], [m.task for m in members], members[0].cfg,
+                          seeds=[m.seed for m in members], lrs=[m.lr for m in members], eval_batches=evals,
+                          device=device, progress=False)
+
+
+CONCURRENT = int(os.environ.get("COMPANION_CONCURRENT", 8))  # ensembles training at once on one GPU
+
+
+def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *, desc: str, progress: bool,
+              deadline: float | None = None, concurrent: int | None = None) -> None:
+    """Train ensembles, calling on_done(members, results) in this thread as each finishes.
+    On a GPU several train at once, each from its own thread on its own CUDA stream: a
+    small ensemble's step is a chain of tiny kernels, so one alone leaves the GPU idle."""
+    for m in {(m.eval_task.key(), m.run.eval["n"], m.run.eval["seed"]): m
+              for ens in ensembles for m in ens if not m.trial}.values():
+        eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)  # written once, before threads
+    order = sorted(ensembles, key=lambda e: -len(e) * e[0].cost() * e[0].cfg.steps)  # longest first
+    bar = tqdm(total=len(order), desc=desc, disable=not progress)
+    if device.type != "cuda":
+        for ens in order:
+            if deadline is not None and time.time() > deadline:
+                break
+            on_done(ens, _train(ens, device, data_dir))
+            bar.update(1)
+        return bar.close()
+
+    concurrent = concurrent or CONCURRENT
+
+    def on_stream(ens):
+        with torch.cuda.stream(torch.cuda.Stream(device)):
+            out = _train(ens, device, data_dir)
+            torch.cuda.current_stream().synchronize()
+            return out
+
+    with ThreadPoolExecutor(max_workers=concurrent) as pool:
+        queue, running = list(order), {}
+        while queue or running:
+            while queue and len(running) < concurrent and (deadline is None or time.time() < deadline):
+                ens = queue.pop(0)
+                running[pool.submit(on_stream, ens)] = ens
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                on_done(running.pop(f), f.result())
+                bar.update(1)
+    bar.close()
+
+
+def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path, progress: bool,
+                          deadline: float | None = None) -> None:
+    """Paper A's auto-lr (spec A.4) for every configuration without a cached choice: each
+    candidate of `lr.grid` trains `lr.trial_steps` steps, `lr.repeats` times (trial seeds
+    1000, 2000, ...); the lowest mean training loss over the last tenth wins."""
+    todo = {}
+    for run, out in items:
+        grid = run.lr.get("grid") or []
+        if len(grid) > 1 and lr_key(run) not in _read_json(out / "lrs.json"):
+            todo[(str(out), lr_key(run))] = (run, out)
+    if not todo:
+        return
+    members = []
+    for run, out in todo.values():
+        trial = {**run.train, "steps": int(run.lr["trial_steps"]), "eval_every": 0, "early_stop": None,
+                 "checkpoint_every": 0}
+        for lr in run.lr["grid"]:
+            for r in range(int(run.lr.get("repeats", 1))):
+                members.append(Member(run, float(lr), 1000 * (r + 1), trial, out, trial=True))
+    losses = defaultdict(lambda: defaultdict(list))
+
+    def on_done(ens, results):
+        for m, res in zip(ens, results):
+            losses[(str(m.out_dir), lr_key(m.run))][m.lr].append(trial_loss(res))
+        for key in list(losses):  # record every configuration whose trials are all done
+            run, out = todo[key]
+            n = len(run.lr["grid"]) * int(run.lr.get("repeats", 1))
+            if sum(len(v) for v in losses[key].values()) == n:
+                mean = {lr: float(np.mean(v)) for lr, v in losses.pop(key).items()}
+                cache = _read_json(out / "lrs.json")
+                cache[key[1]] = {"lr": min(mean, key=lambda k: (mean[k], k)), "trial_losses": mean,
+                                 "labels": run.labels}
+                _write_json(out / "lrs.json", cache)
+
+    train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="lr trials", progress=progress,
+              deadline=deadline)
+
+
+def learning_rate(run: Run, out_dir: Path) -> float:
     grid = run.lr.get("grid") or [run.train.get("lr", 1e-3)]
-    if len(grid) == 1:
-        return float(grid[0])
-    key = json.dumps({"task": run.task, "model": run.model, "train": run.train, "lr": run.lr}, sort_keys=True)
-    cache_path = out_dir / "lrs.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    if key not in cache:
-        task, cfg = run.make_task(), run.model_config()
-        lr, losses = choose_lr(lambda s: build_model(cfg, task.vocab_size, seed=s), task,
-                               TrainConfig(**run.train), grid, trial_steps=int(run.lr["trial_steps"]),
-                               repeats=int(run.lr.get("repeats", 1)), device=device, progress=progress)
-        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-        cache[key] = {"lr": lr, "trial_losses": losses, "labels": run.labels}
-        _write_json(cache_path, cache)
-    return float(cache[key]["lr"])
+    return float(grid[0]) if len(grid) == 1 else float(_read_json(out_dir / "lrs.json")[lr_key(run)]["lr"])
 
 
-def execute(run: Run, out_dir: Path, data_dir: Path, device, progress: bool = False) -> dict:
-    """Train and evaluate one run; returns its result record."""
-    task, eval_task = run.make_task(), run.make_eval_task()
-    ev = eval_set(eval_task, run.eval["n"], run.eval["seed"], data_dir)
-    lr = learning_rate(run, out_dir, device, progress)
-    cfg = run.model_config()
-    model = build_model(cfg, task.vocab_size, seq_len=max(task.seq_len, eval_task.seq_len), seed=run.seed)
-    tcfg = TrainConfig(**{**run.train, "lr": lr})
-    ckpt = out_dir / "checkpoints" / f"{run.id}.pt" if tcfg.checkpoint_every else None
-    out = train(model, task, tcfg, seed=run.seed, eval_batch=ev, device=device, checkpoint=ckpt,
-                progress=progress, desc=f"{run.labels}")
-    if ckpt is not None and ckpt.exists():
-        ckpt.unlink()
-    return {"id": run.id, "experiment": run.experiment, "labels": run.labels, "seed": run.seed,
-            "params": model.num_params(), "params_non_embedding": model.num_params(non_embedding=True),
-            "lr": lr, "final": out["final"], "steps": out["steps"], "early_stopped": out["early_stopped"],
-            "wall_s": out["wall_s"], "device": str(resolve_device(device)), "commit": git_commit(),
-            "eval_curve": out["history"]["eval"], "train_loss": _downsample(out["history"]["train_loss"]),
-            "run": {k: v for k, v in run.__dict__.items() if k != "labels"}}
+def record(m: Member, res: dict, device) -> dict:
+    return {"id": m.run.id, "experiment": m.run.experiment, "labels": m.run.labels, "seed": m.run.seed,
+            "params": m.probe.num_params(), "params_non_embedding": m.probe.num_params(non_embedding=True),
+            "lr": m.lr, "final": res["final"], "steps": res["steps"], "early_stopped": res["early_stopped"],
+            "wall_s": res["wall_s"], "ensemble_members": res["members"], "device": device_name(device),
+            "commit": git_commit(), "eval_curve": res["history"]["eval"],
+            "train_loss": _downsample(res["history"]["train_loss"]),
+            "run": {k: v for k, v in m.run.__dict__.items() if k != "labels"}}
+
+
+def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Path | None = None,
+               progress: bool = True, time_budget_s: float | None = None) -> int:
+    """Train every (run, results folder) not finished yet. With `time_budget_s`, start no
+    new ensemble after that many seconds (a later call resumes). Returns runs left to do."""
+    device, data_dir = resolve_device(device), Path(data_dir or default_data_dir())
+    deadline = None if time_budget_s is None else time.time() + time_budget_s
+    pending = [(r, o) for r, o in items if not (o / "runs" / f"{r.id}.json").exists()]
+    choose_learning_rates(pending, device, data_dir, progress, deadline)
+    chosen = lambda r, o: len(r.lr.get("grid") or [0]) == 1 or lr_key(r) in _read_json(o / "lrs.json")  # noqa: E731
+    pending = [(r, o) for r, o in pending if chosen(r, o)]  # a time budget may have cut the trials short
+    members = [Member(r, learning_rate(r, o), r.seed, r.train, o) for r, o in pending]
+    left = [len(items) - sum((o / "runs" / f"{r.id}.json").exists() for r, o in items)]
+
+    def on_done(ens, results):
+        for m, res in zip(ens, results):
+            _write_json(m.out_dir / "runs" / f"{m.run.id}.json", record(m, res, device))
+        left[0] -= len(ens)
+
+    train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="runs", progress=progress,
+              deadline=deadline)
+    return left[0]
 
 
 def run_sweep(runs: list[Run], out_dir: str | Path, *, profile: str, data_dir: str | Path | None = None,
               device="auto", progress: bool = True) -> pd.DataFrame:
-    """Run every run not already finished under out_dir; return the table of all of them."""
-    out_dir, data_dir = Path(out_dir), Path(data_dir or default_data_dir())
-    t0, done_before = time.time(), 0
-    records = []
-    for run in tqdm(runs, desc=runs[0].experiment if runs else "sweep", disable=not progress):
-        path = out_dir / "runs" / f"{run.id}.json"
-        if path.exists():
-            done_before += 1
-        else:
-            _write_json(path, execute(run, out_dir, data_dir, device))
-        records.append(json.loads(path.read_text()))
+    """Train one experiment's runs not already finished under out_dir; return the table of all."""
+    out_dir = Path(out_dir)
+    t0 = time.time()
+    done_before = sum((out_dir / "runs" / f"{r.id}.json").exists() for r in runs)
+    train_runs([(r, out_dir) for r in runs], device, data_dir, progress)
+    return collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0, resumed=done_before)
+
+
+def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: float, resumed: int) -> pd.DataFrame:
+    """results.parquet and provenance.json of one experiment from its finished runs."""
+    records = [json.loads((out_dir / "runs" / f"{r.id}.json").read_text()) for r in runs
+               if (out_dir / "runs" / f"{r.id}.json").exists()]
     table = results_table(records)
     table.to_parquet(out_dir / "results.parquet", index=False)
-    prov = provenance(profile=profile, device=resolve_device(device), wall_s=time.time() - t0)
-    prov.update(runs=len(runs), resumed=done_before,
+    prov = provenance(profile=profile, device=resolve_device(device), wall_s=wall_s)
+    devices = sorted({r["device"] for r in records})
+    if devices:  # where the runs trained, which may not be where this table is written
+        prov["device"] = ", ".join(devices)
+    prov.update(runs=len(runs), finished=len(records), resumed=resumed,
                 train_wall_s=float(sum(r["wall_s"] for r in records)),
                 run_commits=sorted({r.get("commit", "unrecorded") for r in records}))
     _write_json(out_dir / "provenance.json", prov)
@@ -109,3 +284,19 @@ def results_table(records: list[dict]) -> pd.DataFrame:
 def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     out_dir = Path(out_dir)
     return pd.read_parquet(out_dir / "results.parquet"), json.loads((out_dir / "provenance.json").read_text())
+
+
+def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
+                    progress: bool = True, time_budget_s: float | None = None) -> dict[str, pd.DataFrame]:
+    """Train several experiments of params.yaml together (their runs share ensembles), then
+    write each one's results table and provenance. Returns the tables of finished runs."""
+    from ..config import expand_runs, experiment_spec, results_dir
+
+    t0 = time.time()
+    runs = {n: expand_runs(experiment_spec(n, profile)) for n in names}  # all validated before any work
+    dirs = {n: results_dir(profile, n) for n in names}
+    done = {n: sum((dirs[n] / "runs" / f"{r.id}.json").exists() for r in runs[n]) for n in names}
+    train_runs([(r, dirs[n]) for n in names for r in runs[n]], device, data_dir, progress, time_budget_s)
+    wall = time.time() - t0
+    return {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
+            for n in names}

@@ -200,16 +200,23 @@ class MultiKeyRecall(PaperATask):
             raise TaskError(f"mkar: key_size must be in [1, length), got {self.key_size}")
 
     def _sample(self, rng, n):
-        L, k = self.length, self.key_size
-        x = rng.integers(0, self.num_vocab, (n, L))
+        L, k, V = self.length, self.key_size, self.num_vocab
+        x = rng.integers(0, V, (n, L))
+        # code[:, t] names the k-gram ending at t; last[r, c] is the latest stored
+        # follower of k-gram c in row r (-1: none). Position by position, vectorised
+        # over rows: the store at i (k-gram ending at i-1 -> x[i], only for i > k)
+        # comes before the lookup of the k-gram ending at i.
+        code = np.zeros((n, L), dtype=np.int64)
+        for j in range(k):
+            code[:, k - 1:] = code[:, k - 1:] * V + x[:, j:L - k + 1 + j]
+        last = np.full((n, V ** k), -1, dtype=np.int64)
         y = np.full((n, L), self.null)
-        for b in range(n):
-            row, assoc = x[b].tolist(), {}
-            for i in range(L):
-                if i > k:
-                    assoc[tuple(row[i - k:i])] = row[i]
-                if i + 1 > k:
-                    y[b, i] = assoc.get(tuple(row[i - k + 1:i + 1]), self.null)
+        rows = np.arange(n)
+        for i in range(k, L):
+            if i > k:
+                last[rows, code[:, i - 1]] = x[:, i]
+            found = last[rows, code[:, i]]
+            y[:, i] = np.where(found >= 0, found, self.null)
         return x, y, y != self.null, {}
 
 

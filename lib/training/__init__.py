@@ -1,5 +1,7 @@
-from .loop import TrainConfig, choose_lr, lr_factor, masked_loss, resolve_device, train
-from .metrics import evaluate, greedy_decode, greedy_exact_match, response
+from .loop import (MemberAdamW, TrainConfig, choose_lr, lr_factor, masked_loss, member_losses, resolve_device,
+                   train, train_ensemble, trial_loss)
+from .metrics import evaluate, evaluate_ensemble, greedy_decode, greedy_exact_match, response
 
-__all__ = ["TrainConfig", "choose_lr", "lr_factor", "masked_loss", "resolve_device", "train", "evaluate",
+__all__ = ["MemberAdamW", "TrainConfig", "choose_lr", "lr_factor", "masked_loss", "member_losses",
+           "resolve_device", "train", "train_ensemble", "trial_loss", "evaluate", "evaluate_ensemble",
            "greedy_decode", "greedy_exact_match", "response"]

@@ -1,16 +1,22 @@
 """One training loop for every experiment of both papers.
 
-Data stream from the task's seeded generator; the loss is the masked
-cross-entropy of logits[t] against targets[t] (tasks lay out paper A's unshifted
-seq-to-seq targets and paper B's next-token response targets themselves).
-AdamW, warm-up then linear or cosine decay, gradient clipping, periodic
-evaluation with early stopping, checkpoint and resume.
+It trains an ensemble: M models of one shape stepped together (lib.models.ensemble),
+each member with its own task, seed, data stream, learning rate and evaluation set.
+A single model is an ensemble of one, through the same code.
+
+Per member: data from the task's seeded generator; the masked cross-entropy of
+logits[t] against targets[t] (tasks lay out paper A's unshifted seq-to-seq targets
+and paper B's next-token response targets themselves); AdamW; warm-up then linear
+or cosine decay; gradient clipping of the member's own norm; periodic evaluation
+with early stopping; checkpoint and resume. On a GPU the whole step (forward,
+backward, clipping, optimizer) is captured once as a CUDA graph and replayed.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..models.ensemble import Ensemble
 from ..tasks import Batch, Task, rng_for
-from .metrics import evaluate
+from .metrics import evaluate_ensemble
 
 
 @dataclass
@@ -36,9 +43,11 @@ class TrainConfig:
     clip: float = 1.0
     eval_every: int = 0  # steps between evaluations; 0 = only at the end
     eval_batch_size: int = 512
-    early_stop: float | None = None  # stop once the eval `early_stop_metric` reaches this
+    early_stop: float | None = None  # a member stops once its eval `early_stop_metric` reaches this
     early_stop_metric: str = "token_acc"
     checkpoint_every: int = 0  # steps; 0 = never (needs a checkpoint path)
+    data_block: int = 50  # steps of data drawn per generator call (the stream depends on it)
+    cuda_graph: bool = True  # capture the training step on CUDA
     amp: str | None = None  # "bf16" for autocast on CUDA
 
     def validate(self):
@@ -48,6 +57,12 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; use linear, cosine or constant")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.data_block < 1:
+            raise ValueError(f"data_block must be positive, got {self.data_block}")
+        for name in ("eval_every", "checkpoint_every"):
+            every = getattr(self, name)
+            if every and every % self.data_block:
+                raise ValueError(f"{name} ({every}) must be a multiple of data_block ({self.data_block})")
 
     @property
     def warmup_steps(self) -> int:
@@ -74,98 +89,276 @@ def masked_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(logits[batch.mask].float(), batch.targets[batch.mask])
 
 
+def member_losses(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[M, B, L, V] logits -> [M] masked mean cross-entropy of each member (0 if nothing is masked)."""
+    ce = F.cross_entropy(logits.flatten(0, 2).float(), targets.flatten(), reduction="none").view(mask.shape)
+    m = mask.float()
+    return (ce * m).sum((1, 2)) / m.sum((1, 2)).clamp(min=1)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, *, seed: int, eval_batch: Batch | None = None,
-          device="auto", checkpoint: str | Path | None = None, progress: bool = True,
-          desc: str = "train") -> dict:
-    """Train `model` on a stream from `task`; return the history and final metrics.
+class MemberAdamW:
+    """AdamW (torch.optim.AdamW's arithmetic) over an ensemble's [M, P] parameters, with
+    a learning rate per member; its state lives in tensors so a CUDA graph can hold it."""
 
-    The same seed gives the same data stream and (on the CPU) the same curves.
-    With `checkpoint`, state is saved every `cfg.checkpoint_every` steps and a run
-    that finds its checkpoint continues from it."""
+    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.flat, self.grad = flat, grad
+        self.betas, self.eps, self.wd = betas, eps, weight_decay
+        self.t = torch.zeros((), device=flat.device)
+        self.m, self.v = torch.zeros_like(flat), torch.zeros_like(flat)
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor) -> None:
+        """lr: [M] learning rates of this step."""
+        b1, b2 = self.betas
+        self.t += 1
+        lr = lr[:, None]
+        bc1, bc2_sqrt = 1 - b1 ** self.t, (1 - b2 ** self.t).sqrt()
+        self.flat.mul_(1 - lr * self.wd)
+        self.m.lerp_(self.grad, 1 - b1)
+        self.v.mul_(b2).addcmul_(self.grad, self.grad, value=1 - b2)
+        self.flat.sub_(lr / bc1 * self.m / (self.v.sqrt() / bc2_sqrt + self.eps))
+
+    def state(self) -> dict:
+        return {"t": self.t, "m": self.m, "v": self.v}
+
+    @torch.no_grad()
+    def load(self, state: dict) -> None:
+        for name in ("t", "m", "v"):
+            getattr(self, name).copy_(state[name])
+
+
+@torch.no_grad()
+def clip_members_(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """clip_grad_norm_ per member: grad [M, P], each row scaled to norm <= max_norm."""
+    norm = grad.pow(2).sum(1).sqrt()
+    grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0)[:, None])
+    return norm
+
+
+class MemberStreams:
+    """Each member's training data: `data_block` steps drawn at a time from its own
+    seeded generator (the same stream whatever else is in the ensemble). Blocks are
+    drawn by a thread pool, the next one while the current one trains."""
+
+    def __init__(self, tasks: list[Task], seeds: list[int], batch_size: int, block: int):
+        self.tasks, self.B, self.block = tasks, batch_size, block
+        self.rngs = [rng_for(s, f"{t.key()}/train") for t, s in zip(tasks, seeds)]
+        self.pool = ThreadPoolExecutor(max_workers=min(16, len(tasks))) if len(tasks) > 1 else None
+        self.pending = None
+
+    def _draw(self, i: int, steps: int):
+        b = self.tasks[i].sample(self.rngs[i], self.B * steps)
+        shape = (steps, self.B, -1)
+        return b.inputs.view(shape), b.targets.view(shape), b.mask.view(shape)
+
+    def _draw_all(self, steps: int):
+        parts = (list(self.pool.map(lambda i: self._draw(i, steps), range(len(self.tasks)))) if self.pool
+                 else [self._draw(0, steps)])
+        return tuple(torch.stack([p[k] for p in parts], dim=1) for k in range(3))  # [steps, M, B, L]
+
+    def next_block(self, steps: int, prefetch: int = 0):
+        """The next `steps` steps of data; with `prefetch`, start drawing the block after."""
+        out = self.pending.result() if self.pending is not None else self._draw_all(steps)
+        self.pending = None
+        if prefetch and self.pool:
+            self.pending = self.pool.submit(self._draw_all, prefetch)
+        return out
+
+    def state(self):
+        return [r.bit_generator.state for r in self.rngs]
+
+    def load(self, states):
+        for r, s in zip(self.rngs, states):
+            r.bit_generator.state = s
+
+    def close(self):
+        if self.pool:
+            self.pool.shutdown(wait=True)
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.amp == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: list[int],
+                   lrs: list[float] | None = None, eval_batches: list[Batch | None] | None = None,
+                   device="auto", checkpoint: str | Path | None = None, progress: bool = True,
+                   desc: str = "train") -> list[dict]:
+    """Train M models of one shape together; member i has its own task, seed, learning
+    rate and evaluation set. Returns one result per member (history, final metrics, steps).
+
+    A member's result does not depend on what else is in the ensemble, up to float
+    rounding: its data stream, dropout masks and initialisation come from its seed. The
+    trained weights are written back into `models`. With `checkpoint`, the ensemble's
+    state is saved every `cfg.checkpoint_every` steps and a call that finds it resumes."""
     cfg.validate()
+    M = len(models)
+    lrs = [cfg.lr] * M if lrs is None else list(lrs)
+    eval_batches = [None] * M if eval_batches is None else list(eval_batches)
+    if not (len(tasks) == len(seeds) == len(lrs) == len(eval_batches) == M):
+        raise ValueError("train_ensemble needs one task, seed, lr and eval batch per model")
     device = resolve_device(device)
-    model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                            weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    rng = rng_for(seed, f"{task.key()}/train")
-    torch.manual_seed(seed)  # dropout
-    hist = {"step": [], "examples": [], "train_loss": [], "eval": []}
+    torch.manual_seed(seeds[0])  # dropout of models that run their own forward
+    ens = Ensemble(models, device=device).train()
+    opt = MemberAdamW(ens.flat, ens.flat_grad, cfg.betas, cfg.eps, cfg.weight_decay)
+    streams = MemberStreams(tasks, seeds, cfg.batch_size, cfg.data_block)
+    base_lr = torch.tensor(lrs, dtype=torch.float32, device=device)
+    active = torch.ones(M, device=device)  # 0 once a member has stopped early
+    seeds_t = torch.tensor(seeds, dtype=torch.int64, device=device)
+    step_t = torch.zeros((), dtype=torch.int64, device=device)
+    factor = torch.zeros((), device=device)
+    losses = torch.zeros(cfg.steps, M, device=device)
+    evals: list[list[dict]] = [[] for _ in range(M)]
+    stopped_at = [None] * M
     step, t0 = 0, time.time()
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        rng.bit_generator.state, step, hist = state["rng"], state["step"], state["hist"]
+        ens.load_state_dict(state["model"])
+        opt.load(state["opt"])
+        streams.load(state["rng"])
+        step, evals, stopped_at = state["step"], state["evals"], state["stopped_at"]
+        losses[:step] = state["losses"][:step]
+        active.copy_(state["active"])
+        step_t.fill_(step)
         torch.set_rng_state(state["torch_rng"])
 
-    def run_eval():
-        m = evaluate(model, eval_batch, batch_size=cfg.eval_batch_size, device=device)
-        hist["eval"].append({"step": step, "examples": step * cfg.batch_size, **m})
-        return m
+    autocast = _autocast(cfg, device)
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp == "bf16" and device.type == "cuda" \
-        else torch.autocast("cpu", enabled=False)
-    bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not progress, leave=False)
-    stopped = False
-    model.train()
-    while step < cfg.steps:
-        batch = task.sample(rng, cfg.batch_size).to(device)
+    def train_step(inputs, targets, mask):
+        ens.flat_grad.zero_()
         with autocast:
-            loss = masked_loss(model(batch.inputs), batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            per_member = member_losses(ens(inputs, seeds_t, step_t), targets, mask)
+        per_member.sum().backward()
         if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        sched.step()
-        step += 1
-        hist["step"].append(step), hist["examples"].append(step * cfg.batch_size)
-        hist["train_loss"].append(float(loss.detach()))
-        bar.update(1)
-        if eval_batch is not None and cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-            m = run_eval()
-            model.train()
-            bar.set_postfix({cfg.early_stop_metric: f"{m[cfg.early_stop_metric]:.3f}"})
-            if cfg.early_stop is not None and m[cfg.early_stop_metric] >= cfg.early_stop:
-                stopped = True
-                break
+            clip_members_(ens.flat_grad, cfg.clip)
+        opt.step(base_lr * factor * active)
+        step_t.add_(1)
+        return per_member.detach()
+
+    graph = None
+    use_graph = cfg.cuda_graph and device.type == "cuda"
+    block = None
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not progress, leave=False)
+
+    def run_eval():
+        metrics = evaluate_ensemble(ens, eval_batches, batch_size=cfg.eval_batch_size)
+        for i, m in enumerate(metrics):
+            if m is not None and stopped_at[i] is None:
+                evals[i].append({"step": step, "examples": step * cfg.batch_size, **m})
+        return metrics
+
+    while step < cfg.steps and stopped_at.count(None):
+        n = min(cfg.data_block, cfg.steps - step)
+        nxt = min(cfg.data_block, cfg.steps - step - n)
+        inputs, targets, mask = (t.to(device, non_blocking=True) for t in streams.next_block(n, prefetch=nxt))
+        for j in range(n):
+            factor.fill_(lr_factor(step, cfg))
+            if use_graph:
+                if graph is None:
+                    static = [inputs[j].clone(), targets[j].clone(), mask[j].clone()]
+                    graph, graph_out = _capture(train_step, static, ens, opt, step_t)
+                for s, x in zip(static, (inputs[j], targets[j], mask[j])):
+                    s.copy_(x)
+                graph.replay()
+                losses[step].copy_(graph_out)
+            else:
+                losses[step].copy_(train_step(inputs[j], targets[j], mask[j]))
+            step += 1
+        bar.update(n)
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps and any(eval_batches):
+            metrics = run_eval()
+            ens.train()
+            if cfg.early_stop is not None:
+                for i, m in enumerate(metrics):
+                    if m is not None and stopped_at[i] is None and m[cfg.early_stop_metric] >= cfg.early_stop:
+                        stopped_at[i] = step
+                        active[i] = 0.0  # a stopped member's parameters no longer move
         if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "rng": rng.bit_generator.state, "step": step, "hist": hist,
-                        "torch_rng": torch.get_rng_state()}, ckpt.with_suffix(".tmp"))
+            torch.save({"model": ens.state_dict(), "opt": opt.state(), "rng": streams.state(), "step": step,
+                        "evals": evals, "stopped_at": stopped_at, "losses": losses[:step].cpu(),
+                        "active": active.cpu(), "torch_rng": torch.get_rng_state()}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
     bar.close()
-    final = run_eval() if eval_batch is not None and not stopped else (hist["eval"][-1] if stopped else {})
-    return {"history": hist, "final": final, "steps": step, "early_stopped": stopped,
-            "wall_s": time.time() - t0, "config": dataclasses.asdict(cfg)}
+    streams.close()
+    if any(b is not None for b in eval_batches) and stopped_at.count(None):
+        run_eval()
+    ens.unstack_into(models)
+    loss_hist = losses[:step].cpu().T.tolist()
+    wall = time.time() - t0
+    out = []
+    for i in range(M):
+        n_steps = stopped_at[i] or step
+        hist = {"step": list(range(1, n_steps + 1)),
+                "examples": [s * cfg.batch_size for s in range(1, n_steps + 1)],
+                "train_loss": loss_hist[i][:n_steps], "eval": evals[i]}
+        out.append({"history": hist, "final": evals[i][-1] if evals[i] else {}, "steps": n_steps,
+                    "early_stopped": stopped_at[i] is not None, "wall_s": wall / M, "ensemble_wall_s": wall,
+                    "members": M, "config": dataclasses.asdict(dataclasses.replace(cfg, lr=lrs[i]))})
+    return out
+
+
+def _capture(train_step, static, ens, opt, step_t):
+    """Capture one training step as a CUDA graph (PyTorch's whole-network recipe) on the
+    current stream. The warm-up steps it needs are undone, so the first replay is step one."""
+    state = [ens.flat, opt.m, opt.v, opt.t, step_t]
+    saved = [t.clone() for t in state]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            train_step(*static)
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.no_grad():
+        for t, s in zip(state, saved):
+            t.copy_(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other threads may train too
+        out = train_step(*static)
+    return graph, out
+
+
+def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, *, seed: int, eval_batch: Batch | None = None,
+          device="auto", checkpoint: str | Path | None = None, progress: bool = True,
+          desc: str = "train") -> dict:
+    """Train one model: an ensemble of one. Returns its history and final metrics; the
+    same seed gives the same data stream and (on the CPU) the same curves."""
+    return train_ensemble([model], [task], cfg, seeds=[seed], lrs=[cfg.lr], eval_batches=[eval_batch],
+                          device=device, checkpoint=checkpoint, progress=progress, desc=desc)[0]
+
+
+def trial_loss(result: dict) -> float:
+    """Paper A's learning-rate criterion: mean training loss over the last tenth of a trial."""
+    losses = result["history"]["train_loss"]
+    tail = losses[-max(1, len(losses) // 10):]
+    return float(np.mean(tail)) if np.all(np.isfinite(tail)) else math.inf
 
 
 def choose_lr(make_model, task: Task, cfg: TrainConfig, grid: list[float], *, trial_steps: int,
               repeats: int = 1, seed: int = 0, device="auto", progress: bool = False) -> tuple[float, dict]:
     """Paper A's auto-lr (spec A.4): train each candidate for `trial_steps` with the
-    run's schedule, `repeats` times; keep the one with the lowest final training loss
-    (mean over the last tenth of the trial, then over repeats). Returns (lr, losses)."""
+    run's schedule, `repeats` times (all trials as one ensemble); keep the one with the
+    lowest final training loss (trial_loss, then the mean over repeats). Returns (lr, losses)."""
     if len(grid) == 1:
         return float(grid[0]), {}
-    losses = {}
-    for lr in grid:
-        finals = []
-        for r in range(repeats):
-            trial = dataclasses.replace(cfg, lr=float(lr), steps=trial_steps, eval_every=0, early_stop=None,
-                                        checkpoint_every=0)
-            out = train(make_model(seed + 1000 * (r + 1)), task, trial, seed=seed + 1000 * (r + 1),
-                        device=device, progress=progress, desc=f"lr {lr:.2g}")
-            tail = out["history"]["train_loss"][-max(1, trial_steps // 10):]
-            finals.append(float(np.mean(tail)) if np.all(np.isfinite(tail)) else math.inf)
-        losses[float(lr)] = float(np.mean(finals))
+    trials = [(float(lr), seed + 1000 * (r + 1)) for lr in grid for r in range(repeats)]
+    trial_cfg = dataclasses.replace(cfg, steps=trial_steps, eval_every=0, early_stop=None, checkpoint_every=0,
+                                    data_block=min(cfg.data_block, trial_steps))
+    results = train_ensemble([make_model(s) for _, s in trials], [task] * len(trials), trial_cfg,
+                             seeds=[s for _, s in trials], lrs=[lr for lr, _ in trials], device=device,
+                             progress=progress, desc="lr trials")
+    per_lr: dict[float, list[float]] = {}
+    for (lr, _), res in zip(trials, results):
+        per_lr.setdefault(lr, []).append(trial_loss(res))
+    losses = {lr: float(np.mean(v)) for lr, v in per_lr.items()}
     best = min(losses, key=lambda k: (losses[k], k))
     return best, losses

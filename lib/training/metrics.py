@@ -8,6 +8,17 @@ import torch.nn.functional as F
 from ..tasks import Batch
 
 
+def _score(logits: torch.Tensor, b: Batch):
+    """Per example: token accuracy over the scored positions (1 if none, as in paper A's
+    code) and exact match; plus the summed cross-entropy over the loss mask and its count."""
+    right = (logits.argmax(-1) == b.targets) & b.score
+    n_scored = b.score.sum(-1)
+    acc = torch.where(n_scored > 0, right.sum(-1) / n_scored.clamp(min=1), 1.0)
+    exact = (right.sum(-1) == n_scored).float()
+    ce = F.cross_entropy(logits.flatten(0, -2), b.targets.flatten(), reduction="none").view(b.mask.shape)
+    return acc, exact, (ce * b.mask).sum(-1), b.mask.sum(-1)
+
+
 @torch.no_grad()
 def evaluate(model, batch: Batch, batch_size: int = 512, device=None) -> dict:
     """Teacher-forced metrics over the score positions of every example.
@@ -20,17 +31,42 @@ def evaluate(model, batch: Batch, batch_size: int = 512, device=None) -> dict:
     acc, exact, loss_sum, loss_n = [], [], 0.0, 0
     for s in range(0, len(batch), batch_size):
         b = batch[s:s + batch_size].to(device)
-        logits = model(b.inputs).float()
-        right = (logits.argmax(-1) == b.targets) & b.score
-        n_scored = b.score.sum(1)
-        acc.append(torch.where(n_scored > 0, right.sum(1) / n_scored.clamp(min=1), 1.0))
-        exact.append((right.sum(1) == n_scored).float())
-        if b.mask.any():
-            loss_sum += F.cross_entropy(logits[b.mask], b.targets[b.mask], reduction="sum").item()
-            loss_n += int(b.mask.sum())
+        a, e, ls, ln = _score(model(b.inputs).float(), b)
+        acc.append(a), exact.append(e)
+        loss_sum, loss_n = loss_sum + ls.sum().item(), loss_n + int(ln.sum())
     model.train(was_training)
     return {"token_acc": torch.cat(acc).mean().item(), "exact_match": torch.cat(exact).mean().item(),
             "loss": loss_sum / max(loss_n, 1)}
+
+
+@torch.no_grad()
+def evaluate_ensemble(ens, batches: list[Batch | None], batch_size: int = 512) -> list[dict | None]:
+    """`evaluate` for every member of an ensemble at once, each on its own evaluation
+    set (all of one size); None where a member has none."""
+    present = [b for b in batches if b is not None]
+    if not present:
+        return [None] * len(batches)
+    if len({tuple(b.inputs.shape) for b in present}) > 1:
+        raise ValueError("an ensemble's evaluation sets must have one shape")
+    was_training = ens.training
+    ens.eval()
+    device = next(ens.parameters()).device
+    filled = [b if b is not None else present[0] for b in batches]
+    stack = lambda f: torch.stack([getattr(b, f) for b in filled]).to(device)  # noqa: E731
+    full = Batch(stack("inputs"), stack("targets"), stack("mask"), {}, stack("score"))
+    n = full.inputs.shape[1]
+    # chunk so that one chunk's logits stay near batch_size examples' worth per member
+    step = max(1, batch_size // max(1, len(batches) // 8))
+    parts = []
+    for s in range(0, n, step):
+        b = Batch(full.inputs[:, s:s + step], full.targets[:, s:s + step], full.mask[:, s:s + step], {},
+                  full.score[:, s:s + step])
+        parts.append(_score(ens(b.inputs).float(), b))
+    acc, exact, ls, ln = (torch.cat([p[k] for p in parts], dim=1) for k in range(4))
+    ens.train(was_training)
+    out = [{"token_acc": acc[i].mean().item(), "exact_match": exact[i].mean().item(),
+            "loss": ls[i].sum().item() / max(int(ln[i].sum()), 1)} for i in range(len(batches))]
+    return [o if b is not None else None for o, b in zip(out, batches)]
 
 
 @torch.no_grad()

@@ -1,0 +1,221 @@
+"""Many models trained as one: an ensemble whose parameters carry a leading member
+dimension M, so one step of M tiny models is a few batched kernels instead of M
+rounds of tiny ones.
+
+`Ensemble(models)` stacks the parameters of M SequenceModels of one shape (their
+attention windows may differ). Paper A's layers (`attn`, `mamba`) run batched:
+linear maps are batched matrix products, the depthwise convolution and the
+selective scan fold the members into their channels (the scan's B and C become
+per-member groups, which mamba-ssm's kernel and our PyTorch scan both accept).
+Any other architecture is an ensemble of one that runs the model's own forward
+on the stacked parameters. Either way `unstack_into(models)` writes the trained
+weights back. All parameters are views of one [M, P] tensor (`flat`), their
+gradients views of `flat_grad`.
+
+Embedding dropout is keyed by (member seed, step) through a counter-based hash,
+so a member draws the same masks however it is packed: a run trained alone and
+the same run trained among others see the same data, masks and initialisation.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .attention import ACTIVATIONS, apply_rope, rotary_dims
+from .lm import ModelError, SequenceModel
+from .mamba import _use_kernels, selective_scan_parallel
+
+BATCHED_LAYERS = {"attn", "mamba"}
+# The gradients are views of one [M, P] tensor on purpose; autograd notes that such views
+# are not dense and accumulates into them all the same.
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+
+
+def stack_key(model: SequenceModel) -> tuple:
+    """Models with equal keys can share an ensemble: same layers and parameter shapes
+    (the attention window is per member)."""
+    cfg = {k: v for k, v in vars(model.cfg).items() if k not in ("window",)}
+    shapes = tuple((n, tuple(p.shape)) for n, p in model.named_parameters())
+    return (repr(sorted(cfg.items(), key=str)), model.vocab_size, shapes)
+
+
+def keyed_uniform(seeds: torch.Tensor, step: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Uniform [0, 1) numbers of shape [M, *shape], a pure function of (member seed,
+    step, index): 32-bit integer hashing (lowbias32) in int64 arithmetic."""
+    def mix(x):
+        x = x ^ (x >> 16)
+        x = (x * 0x7FEB352D) & 0xFFFFFFFF
+        x = x ^ (x >> 15)
+        x = (x * 0x846CA68B) & 0xFFFFFFFF
+        return x ^ (x >> 16)
+
+    n = math.prod(shape)
+    idx = torch.arange(n, device=seeds.device, dtype=torch.int64)
+    h = mix(mix(seeds.long() & 0xFFFFFFFF) ^ (step.long() & 0xFFFFFFFF))  # [M]
+    u = mix(mix(h[:, None] ^ idx[None, :]))
+    return (u.float() * 2.0 ** -32).view(-1, *shape)
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-member nn.Linear: x [M, ..., in], w [M, out, in], b [M, out]."""
+    M, shape = x.shape[0], x.shape[1:-1]
+    x2 = x.reshape(M, -1, x.shape[-1])
+    y = torch.bmm(x2, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), x2, w.transpose(1, 2))
+    return y.view(M, *shape, w.shape[1])
+
+
+def _norm(kind: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """Per-member LayerNorm / RMSNorm: x [M, B, L, d], w and b [M, d]."""
+    d = x.shape[-1]
+    w = w[:, None, None, :]
+    if kind == "layernorm":
+        return torch.addcmul(b[:, None, None, :], F.layer_norm(x, (d,), eps=eps), w)
+    return F.rms_norm(x, (d,), eps=eps) * w
+
+
+class Ensemble(nn.Module):
+    def __init__(self, models: list[SequenceModel], device: torch.device | str | None = None):
+        super().__init__()
+        if not models:
+            raise ModelError("an ensemble needs at least one model")
+        first = models[0]
+        if any(stack_key(m) != stack_key(first) for m in models[1:]):
+            raise ModelError("ensemble members must share their architecture and parameter shapes")
+        self.cfg, self.vocab_size, self.M = first.cfg, first.vocab_size, len(models)
+        self.batched = set(first.cfg.layers) <= BATCHED_LAYERS
+        if not self.batched and self.M > 1:
+            raise ModelError(f"layers {sorted(set(first.cfg.layers) - BATCHED_LAYERS)} train one model at a time; "
+                             f"batched ensembles support {sorted(BATCHED_LAYERS)}")
+        # All members' parameters live in one [M, P] tensor, and every named parameter is a
+        # view of it (its gradient a view of one [M, P] gradient): the optimizer and the
+        # clipping are then a handful of kernels on two tensors.
+        named = list(first.named_parameters())
+        self.names = [n for n, _ in named]
+        sizes = [p.numel() for _, p in named]
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        device = device or first.embed.weight.device
+        self.flat = torch.cat([torch.stack([m.get_parameter(n).detach().reshape(-1) for m in models])
+                               for n in self.names], dim=1).to(device)
+        self.flat_grad = torch.zeros_like(self.flat)
+        views = [(o, z, p.shape) for o, z, (_, p) in zip(self.offsets, sizes, named)]
+        self.params = nn.ParameterList(nn.Parameter(self.flat[:, o:o + z].view(self.M, *shape))
+                                       for o, z, shape in views)
+        for prm, (o, z, shape) in zip(self.params, views):
+            prm.grad = self.flat_grad[:, o:o + z].view(self.M, *shape)
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self.windows = [m.cfg.window for m in models]
+        # the model's own forward, for ensembles of one (kept out of the module tree so
+        # its parameters are not counted twice)
+        self.__dict__["_template"] = None if self.batched else first
+        self._masks: dict = {}
+
+    # -- parameters ----------------------------------------------------------
+    def p(self, name: str) -> torch.Tensor:
+        return self.params[self._index[name]]
+
+    def _apply(self, fn, recurse=True):
+        raise RuntimeError("an Ensemble is built on its device (Ensemble(models, device=...)); moving it "
+                           "would break the views that share its parameter storage")
+
+    @torch.no_grad()
+    def unstack_into(self, models: list[SequenceModel]) -> None:
+        for i, m in enumerate(models):
+            for n, p in zip(self.names, self.params):
+                m.get_parameter(n).copy_(p[i])
+
+    # -- forward -------------------------------------------------------------
+    def forward(self, ids: torch.Tensor, seeds: torch.Tensor | None = None,
+                step: torch.Tensor | None = None) -> torch.Tensor:
+        """ids [M, B, L] -> logits [M, B, L, V]. In training mode, `seeds` [M] and `step`
+        key the embedding dropout (without them it draws from torch's generator)."""
+        if not self.batched:
+            params = {n: p[0] for n, p in zip(self.names, self.params)}
+            self._template.train(self.training)
+            return functional_call(self._template, params, (ids[0],)).unsqueeze(0)
+        cfg, M = self.cfg, self.M
+        emb = self.p("embed.weight")  # [M, V', d]
+        offsets = (torch.arange(M, device=ids.device) * emb.shape[1]).view(M, 1, 1)
+        h = F.embedding(ids + offsets, emb.reshape(-1, emb.shape[-1]))  # [M, B, L, d]
+        if self.training and cfg.emb_dropout > 0:
+            if seeds is None:
+                h = F.dropout(h, cfg.emb_dropout, True)
+            else:
+                keep = keyed_uniform(seeds, step, h.shape[1:]) >= cfg.emb_dropout
+                h = h * keep / (1 - cfg.emb_dropout)
+        for i, name in enumerate(cfg.layers):
+            h = self._attn(f"layers.{i}.", h) if name == "attn" else self._mamba(f"layers.{i}.", h)
+        h = _norm(cfg.final_norm, h, self.p("norm.weight"), self._opt("norm.bias"), cfg.norm_eps)
+        head = self.p("head.weight") if not cfg.tie_embeddings else emb
+        return _linear(h, head)[..., : self.vocab_size]
+
+    def _opt(self, name):
+        return self.p(name) if name in self._index else None
+
+    def _window_mask(self, L: int, device) -> torch.Tensor:
+        """Bool [M, 1, 1, L, L]: member m's query i sees key j iff 0 <= i - j < window_m."""
+        key = (L, str(device))
+        if key not in self._masks:
+            i = torch.arange(L, device=device)
+            rel = (i[:, None] - i[None, :])[None]
+            w = torch.tensor([L if w is None else w for w in self.windows], device=device).view(-1, 1, 1)
+            self._masks[key] = ((rel >= 0) & (rel < w))[:, None, None]
+        return self._masks[key]
+
+    def _attn(self, pre: str, h: torch.Tensor) -> torch.Tensor:
+        cfg, p = self.cfg, self.p
+        M, B, L, d = h.shape
+        H = cfg.heads
+        hs = d // H
+        x = _norm(cfg.attn_norm, h, p(pre + "input_layernorm.weight"), self._opt(pre + "input_layernorm.bias"),
+                  cfg.norm_eps)
+        qkv = _linear(x, p(pre + "attention.query_key_value.weight"), p(pre + "attention.query_key_value.bias"))
+        q, k, v = qkv.view(M, B, L, H, 3 * hs).permute(0, 1, 3, 2, 4).chunk(3, dim=-1)  # [M, B, H, L, hs]
+        n_rot = rotary_dims(hs, cfg.rotary_pct)
+        q, k = apply_rope(q, n_rot, cfg.rotary_base), apply_rope(k, n_rot, cfg.rotary_base)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._window_mask(L, h.device))
+        y = _linear(y.permute(0, 1, 3, 2, 4).reshape(M, B, L, d), p(pre + "attention.dense.weight"),
+                    p(pre + "attention.dense.bias"))
+        x2 = _norm(cfg.attn_norm, h, p(pre + "post_attention_layernorm.weight"),
+                   self._opt(pre + "post_attention_layernorm.bias"), cfg.norm_eps)
+        act = ACTIVATIONS[cfg.mlp_act]()
+        mlp = _linear(act(_linear(x2, p(pre + "mlp.dense_h_to_4h.weight"), p(pre + "mlp.dense_h_to_4h.bias"))),
+                      p(pre + "mlp.dense_4h_to_h.weight"), p(pre + "mlp.dense_4h_to_h.bias"))
+        return h + y + mlp
+
+    def _mamba(self, pre: str, h: torch.Tensor) -> torch.Tensor:
+        """The Mamba block with members folded into channels: [B, M*E, L] for the scan."""
+        cfg, p = self.cfg, self.p
+        M, B, L, _ = h.shape
+        pre_m = pre + "mixer."
+        x = F.rms_norm(h, (h.shape[-1],), eps=cfg.norm_eps) * p(pre + "norm.weight")[:, None, None, :]
+        xz = _linear(x, p(pre_m + "in_proj.weight"), self._opt(pre_m + "in_proj.bias"))
+        E = xz.shape[-1] // 2
+        fold = lambda t: t.permute(1, 0, 3, 2).reshape(B, M * t.shape[-1], L)  # [M,B,L,C] -> [B, M*C, L]  # noqa: E731
+        unfold = lambda t, C: t.view(B, M, C, L).permute(1, 0, 3, 2)  # [B, M*C, L] -> [M,B,L,C]  # noqa: E731
+        x, z = xz[..., :E], xz[..., E:]
+        conv_w = p(pre_m + "conv1d.weight")  # [M, E, 1, k]
+        k = conv_w.shape[-1]
+        conv_b = self._opt(pre_m + "conv1d.bias")
+        xc = F.conv1d(fold(x), conv_w.reshape(M * E, 1, k), None if conv_b is None else conv_b.reshape(-1),
+                      padding=k - 1, groups=M * E)[..., :L]
+        xc = F.silu(xc)
+        x_mbl = unfold(xc, E)
+        R = p(pre_m + "dt_proj.weight").shape[-1]
+        N = (p(pre_m + "x_proj.weight").shape[1] - R) // 2
+        dbc = _linear(x_mbl, p(pre_m + "x_proj.weight"))
+        dt = _linear(dbc[..., :R], p(pre_m + "dt_proj.weight"))  # bias enters the scan as delta_bias
+        Bm = dbc[..., R:R + N].permute(1, 0, 3, 2).contiguous()  # [B, M, N, L]: one group per member
+        Cm = dbc[..., R + N:].permute(1, 0, 3, 2).contiguous()
+        A = -torch.exp(p(pre_m + "A_log")).reshape(M * E, N)
+        if _use_kernels(cfg.kernels, h):
+            from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as scan
+        else:
+            scan = selective_scan_parallel
+        y = scan(xc.contiguous(), fold(dt).contiguous(), A, Bm, Cm, p(pre_m + "D").reshape(-1),
+                 z=fold(z).contiguous(), delta_bias=p(pre_m + "dt_proj.bias").reshape(-1), delta_softplus=True)
+        return h + _linear(unfold(y, E), p(pre_m + "out_proj.weight"), self._opt(pre_m + "out_proj.bias"))

@@ -1,0 +1,75 @@
+"""How much faster is training many tiny models as one ensemble? Prints model-steps per
+second for paper A's two-layer width-12 models on selective copying (batch 8, L = 100),
+trained one at a time and as ensembles of growing size, all through the same
+`train_ensemble` code (data generation, CUDA graph capture and evaluation included).
+
+    python -m lib.sweeps.benchmark [--archs SSM-TF,TF-TF] [--members 1,64,256,1024] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from ..models import build_model, micro
+from ..provenance import device_name
+from ..tasks import make_task
+from ..training import TrainConfig, resolve_device, train_ensemble
+
+
+def measure(arch: str, members: int, steps: int, device, cuda_graph: bool = True, d: int = 12) -> dict:
+    task = make_task("selective_copy")
+    models = [build_model(micro(arch, d), task.vocab_size, seed=s) for s in range(members)]
+    cfg = TrainConfig(steps=steps, batch_size=8, lr=1e-2, warmup=10, data_block=min(50, steps),
+                      cuda_graph=cuda_graph)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.time()
+    res = train_ensemble(models, [task] * members, cfg, seeds=list(range(members)), device=device,
+                         progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    wall = time.time() - t0
+    return {"arch": arch, "d_model": d, "members": members, "steps": steps, "cuda_graph": cuda_graph,
+            "wall_s": round(wall, 3), "model_steps_per_s": round(members * steps / wall, 1),
+            "final_loss_mean": float(sum(r["history"]["train_loss"][-1] for r in res) / members),
+            "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2)
+            if device.type == "cuda" else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark")
+    ap.add_argument("--archs", default="SSM-TF,TF-TF,SSM-SSM,TF-SSM")
+    ap.add_argument("--members", default="1,64,256,1024")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--eager-baseline", action="store_true", help="also time one model without a CUDA graph")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    rows = []
+    for arch in args.archs.split(","):
+        if args.eager_baseline and device.type == "cuda":
+            rows.append(measure(arch, 1, args.steps, device, cuda_graph=False))
+            print(rows[-1], flush=True)
+        for m in map(int, args.members.split(",")):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            rows.append(measure(arch, m, args.steps, device))
+            print(rows[-1], flush=True)
+    print(f"\n{device_name(device)}: model-steps per second, width-12 two-layer models, batch 8, L = 100")
+    print(f"{'arch':8s} {'members':>7s} {'graph':>5s} {'steps/s':>10s} {'x one-at-a-time':>16s} {'GB':>6s}")
+    for arch in args.archs.split(","):
+        base = next(r for r in rows if r["arch"] == arch and r["members"] == 1 and r["cuda_graph"])
+        for r in (r for r in rows if r["arch"] == arch):
+            print(f"{arch:8s} {r['members']:7d} {str(r['cuda_graph']):>5s} {r['model_steps_per_s']:10.0f} "
+                  f"{r['model_steps_per_s'] / base['model_steps_per_s']:16.1f} {r['peak_mem_gb'] or 0:6.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device_name(device), "torch": torch.__version__, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The plot helpers used by paper A's figure notebooks: reference levels, dashed
+references, combined provenance."""
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from lib.plots import ARCH_COLORS, accuracy_vs_setting, level  # noqa: E402
+from lib.provenance import combine, footer  # noqa: E402
+
+
+def runs():
+    return pd.DataFrame({"arch": ["TF-TF"] * 4 + ["SSM-SSM"] * 2, "window": [5, 5, 20, 20, 0, 0],
+                         "d_model": [12] * 6, "token_acc": [.2, .4, .6, .8, .5, .7]})
+
+
+def test_level():
+    df = runs()
+    assert level(df, "SSM-SSM", d_model=12) == pytest.approx(0.6)
+    assert level(df, "SSM-SSM", d_model=16) is None
+
+
+def test_accuracy_vs_setting_draws_lines_and_dashed_references():
+    df = runs()
+    ax = accuracy_vs_setting(df[df["arch"] == "TF-TF"], "window", reference={"SSM-SSM": 0.6, "TF-SSM": None},
+                             reference_note="d=12")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["TF-TF", "SSM-SSM (d=12)"]  # a None reference is skipped
+    tf, ref = ax.get_lines()
+    assert list(tf.get_ydata()) == pytest.approx([0.3, 0.7])
+    assert ref.get_linestyle() == "--" and ref.get_color() == ARCH_COLORS["SSM-SSM"]
+    assert ax.get_xlabel() == "window"
+
+
+def test_combine_provenance():
+    a = {"profile": "quick", "device": "cpu", "commit": "abc", "wall_s": 1, "runs": 3, "train_wall_s": 60,
+         "run_commits": ["abc"]}
+    b = {**a, "commit": "def", "runs": 2, "run_commits": ["def"]}
+    c = combine(a, b)
+    assert c["runs"] == 5 and c["train_wall_s"] == 120 and c["device"] == "cpu"
+    assert "commit abc, def" in footer(c) and "5 runs, 2.0 min" in footer(c)
+    with pytest.raises(ValueError, match="different profiles"):
+        combine(a, {**b, "profile": "gpu"})
