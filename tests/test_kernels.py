@@ -256,7 +256,7 @@ def test_ensemble_kernel_path_matches_torch_path(kernel_calls):
         mask = torch.ones_like(tgt, dtype=torch.bool)
         outs, grads = {}, {}
         for mode in ("torch", "cuda"):
-            ens = Ensemble([copy.deepcopy(m) for m in models]).to(DEV).eval()
+            ens = Ensemble([copy.deepcopy(m) for m in models], device=DEV).eval()
             ens.cfg.kernels = mode
             logits = ens(ids)
             member_losses(logits, tgt, mask).sum().backward()

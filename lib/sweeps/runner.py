@@ -93,6 +93,11 @@ class Member:
         return (stack_key(self.probe), json.dumps(train, sort_keys=True, default=str), self.task.seq_len,
                 self.eval_task.seq_len if not self.trial else 0, self.run.eval["n"] if not self.trial else 0)
 
+    def max_members(self) -> int:
+        """mamba-ssm's scan launches one CUDA block row per channel, at most 65535 of them."""
+        cfg = self.probe.cfg
+        return 65535 // (cfg.expand * cfg.d_model) if "mamba" in cfg.layers else 1 << 30
+
     def cost(self) -> float:
         """Rough memory of one member's training step, in floats (activations + optimizer)."""
         cfg, L = self.probe.cfg, self.task.seq_len
@@ -108,7 +113,7 @@ def pack(members: list[Member], budget: float, max_members: int) -> list[list[Me
         groups[m.pack_key()].append(m)
     out = []
     for group in groups.values():
-        cap = max(1, min(max_members, int(budget // group[0].cost())))
+        cap = max(1, min(max_members, int(budget // group[0].cost()), group[0].max_members()))
         out += [group[i:i + cap] for i in range(0, len(group), cap)]
     return out
 

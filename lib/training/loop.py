@@ -322,7 +322,9 @@ def _capture(train_step, static, ens, opt, step_t):
         for t, s in zip(state, saved):
             t.copy_(s)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other threads may train too
+    # capture on this thread's own stream (torch.cuda.graph's default capture stream is shared
+    # by all threads), tolerating other threads' CUDA calls meanwhile
+    with torch.cuda.graph(graph, stream=torch.cuda.current_stream(), capture_error_mode="thread_local"):
         out = train_step(*static)
     return graph, out
 
