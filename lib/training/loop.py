@@ -321,11 +321,17 @@ def _capture(train_step, static, ens, opt, step_t):
     with torch.no_grad():
         for t, s in zip(state, saved):
             t.copy_(s)
-    graph = torch.cuda.CUDAGraph()
-    # capture on this thread's own stream (torch.cuda.graph's default capture stream is shared
-    # by all threads), tolerating other threads' CUDA calls meanwhile
-    with torch.cuda.graph(graph, stream=torch.cuda.current_stream(), capture_error_mode="thread_local"):
-        out = train_step(*static)
+    # Capture on a stream of our own with the raw API: torch.cuda.graph() would synchronize
+    # the whole device, which breaks captures running in other threads at the same time.
+    graph, stream = torch.cuda.CUDAGraph(), torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        graph.capture_begin(capture_error_mode="thread_local")
+        try:
+            out = train_step(*static)
+        finally:
+            graph.capture_end()
+    torch.cuda.current_stream().wait_stream(stream)
     return graph, out
 
 
