@@ -93,9 +93,12 @@ def test_sweep_writes_results_and_resumes(tmp_path):
 
 
 def test_dvc_pipeline_shape():
-    """data -> train@<experiment> -> figure, each stage a papermill notebook run at ${profile}."""
+    """data -> train -> figure, each stage a papermill notebook run at ${profile}; every
+    experiment of params.yaml is trained by a stage that writes its results folder."""
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert set(dvc["train"]["foreach"]) <= set(PARAMS["experiments"])
+    trained = {out if isinstance(out, str) else next(iter(out)) for name, st in dvc.items()
+               if name.startswith("train") for out in st["outs"]}
+    assert trained == {f"data/results/${{profile}}/{e}" for e in PARAMS["experiments"]}
     for name, stage in dvc.items():
         cmd = stage["do"]["cmd"] if "do" in stage else stage["cmd"]
         assert cmd.startswith("papermill notebooks/") and "-p profile ${profile}" in cmd
