@@ -49,7 +49,9 @@ def footer(prov: dict) -> str:
     if prov.get("runs") == 0:
         return head + f"weights set by hand, no training · {prov['wall_s']:.0f} s"
     minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
-    return head + f"{prov.get('runs', '?')} runs, {minutes:.1f} min of training"
+    runs, done = prov.get("runs", "?"), prov.get("runs_finished", prov.get("runs"))
+    count = f"{runs} runs" if done == runs else f"{done} of {runs} runs finished"
+    return head + f"{count}, {minutes:.1f} min of training"
 
 
 def combine(*provs: dict) -> dict:
@@ -62,5 +64,6 @@ def combine(*provs: dict) -> dict:
     return {"profile": profiles[0], "device": ", ".join(unique(p["device"] for p in provs)),
             "commit": ", ".join(unique(p["commit"] for p in provs)),
             "wall_s": sum(p["wall_s"] for p in provs), "runs": sum(p.get("runs", 0) for p in provs),
+            "runs_finished": sum(p.get("runs_finished", p.get("runs", 0)) for p in provs),
             "train_wall_s": sum(p.get("train_wall_s", p["wall_s"]) for p in provs),
             "run_commits": sorted({c for p in provs for c in p.get("run_commits", [p["commit"]])})}

@@ -51,6 +51,7 @@ def main():
     device = resolve_device(args.device)
     rows = []
     for arch in args.archs.split(","):
+        measure(arch, 2, 20, device)  # warm-up: CUDA context, kernels, cuBLAS handles, first capture
         if args.eager_baseline and device.type == "cuda":
             rows.append(measure(arch, 1, args.steps, device, cuda_graph=False))
             print(rows[-1], flush=True)

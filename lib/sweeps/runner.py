@@ -271,7 +271,7 @@ def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: flo
     devices = sorted({r["device"] for r in records})
     if devices:  # where the runs trained, which may not be where this table is written
         prov["device"] = ", ".join(devices)
-    prov.update(runs=len(runs), finished=len(records), resumed=resumed,
+    prov.update(runs=len(runs), runs_finished=len(records), resumed=resumed,
                 train_wall_s=float(sum(r["wall_s"] for r in records)),
                 run_commits=sorted({r.get("commit", "unrecorded") for r in records}))
     _write_json(out_dir / "provenance.json", prov)
