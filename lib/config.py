@@ -153,3 +153,11 @@ def check_runs(runs: list[Run]) -> None:
         cfg.validate(seq_len=max(task.seq_len, eval_task.seq_len))
         if eval_task.vocab_size != task.vocab_size:
             raise ConfigError(f"{r.experiment}: the eval task changes the vocabulary")
+
+
+def describe(name: str, profile: str) -> str:
+    """An experiment's settings at a profile, in a few lines (for the notebooks)."""
+    s = experiment_spec(name, profile)
+    return (f"{name}: task {s['task']}\n  model {s['model']}\n  grid {s['grid']}\n"
+            f"  {s['seeds']} seeds, {s['train']['steps']} steps, lr from {s['lr']['grid']}, "
+            f"eval on {s['eval']['n']} held-out sequences")

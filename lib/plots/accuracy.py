@@ -120,3 +120,8 @@ def wide(table: pd.DataFrame, hue: str = "arch", by: str = "d_model") -> pd.Data
     out = cell.pivot(index=["row", by], columns=hue, values="cell").reset_index()
     cols = ["row", by] + [a for a in ARCH_COLORS if a in out.columns]
     return out[cols].sort_values(by).reset_index(drop=True)
+
+
+def params_per_width(df: pd.DataFrame) -> str:
+    """Parameter count of each architecture at each width, as text."""
+    return df.groupby(["d_model", "arch"])["params"].first().unstack().to_string()

@@ -246,7 +246,6 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
 
     graph = None
     use_graph = cfg.cuda_graph and device.type == "cuda"
-    block = None
     bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not progress, leave=False)
 
     def run_eval():
