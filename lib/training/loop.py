@@ -307,8 +307,9 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
 
 
 def _capture(train_step, static, ens, opt, step_t):
-    """Capture one training step as a CUDA graph (PyTorch's whole-network recipe) on the
-    current stream. The warm-up steps it needs are undone, so the first replay is step one."""
+    """Capture one training step as a CUDA graph (PyTorch's whole-network recipe), to be
+    replayed on the current stream. The warm-up steps it needs are undone, so the first
+    replay is step one."""
     state = [ens.flat, opt.m, opt.v, opt.t, step_t]
     saved = [t.clone() for t in state]
     side = torch.cuda.Stream()
