@@ -14,6 +14,7 @@ in flight.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -33,6 +34,7 @@ from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
+from ..training.loop import lr_trials, pick_lr, trial_config
 
 
 def _write_json(path: Path, obj) -> None:
@@ -177,9 +179,8 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
 
 def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path, progress: bool,
                           deadline: float | None = None) -> None:
-    """Paper A's auto-lr (spec A.4) for every configuration without a cached choice: each
-    candidate of `lr.grid` trains `lr.trial_steps` steps, `lr.repeats` times (trial seeds
-    1000, 2000, ...); the lowest mean training loss over the last tenth wins."""
+    """Paper A's auto-lr (spec A.4) for every configuration without a cached choice, the
+    trials of all configurations packed into ensembles (lr_trials, trial_config, pick_lr)."""
     todo = {}
     for run, out in items:
         grid = run.lr.get("grid") or []
@@ -189,11 +190,9 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
         return
     members = []
     for run, out in todo.values():
-        trial = {**run.train, "steps": int(run.lr["trial_steps"]), "eval_every": 0, "early_stop": None,
-                 "checkpoint_every": 0}
-        for lr in run.lr["grid"]:
-            for r in range(int(run.lr.get("repeats", 1))):
-                members.append(Member(run, float(lr), 1000 * (r + 1), trial, out, trial=True))
+        trial = dataclasses.asdict(trial_config(TrainConfig(**run.train), int(run.lr["trial_steps"])))
+        for lr, seed in lr_trials(run.lr["grid"], int(run.lr.get("repeats", 1))):
+            members.append(Member(run, lr, seed, trial, out, trial=True))
     losses = defaultdict(lambda: defaultdict(list))
 
     def on_done(ens, results):
@@ -203,10 +202,9 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
             run, out = todo[key]
             n = len(run.lr["grid"]) * int(run.lr.get("repeats", 1))
             if sum(len(v) for v in losses[key].values()) == n:
-                mean = {lr: float(np.mean(v)) for lr, v in losses.pop(key).items()}
+                lr, mean = pick_lr(losses.pop(key))
                 cache = _read_json(out / "lrs.json")
-                cache[key[1]] = {"lr": min(mean, key=lambda k: (mean[k], k)), "trial_losses": mean,
-                                 "labels": run.labels}
+                cache[key[1]] = {"lr": lr, "trial_losses": mean, "labels": run.labels}
                 _write_json(out / "lrs.json", cache)
 
     train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="lr trials", progress=progress,

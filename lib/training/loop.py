@@ -351,22 +351,38 @@ def trial_loss(result: dict) -> float:
     return float(np.mean(tail)) if np.all(np.isfinite(tail)) else math.inf
 
 
+def lr_trials(grid: list[float], repeats: int, seed: int = 0) -> list[tuple[float, int]]:
+    """(lr, seed) of paper A's learning-rate trials: every candidate `repeats` times, with
+    trial seeds seed + 1000, seed + 2000, ... (never a run's own seed)."""
+    return [(float(lr), seed + 1000 * (r + 1)) for lr in grid for r in range(repeats)]
+
+
+def trial_config(cfg: TrainConfig, trial_steps: int) -> TrainConfig:
+    """A trial trains the run's schedule over `trial_steps` steps, without evaluation."""
+    return dataclasses.replace(cfg, steps=trial_steps, eval_every=0, early_stop=None, checkpoint_every=0,
+                               data_block=min(cfg.data_block, trial_steps))
+
+
+def pick_lr(losses: dict[float, list[float]]) -> tuple[float, dict[float, float]]:
+    """The candidate with the lowest trial_loss averaged over its repeats (ties: the smaller
+    lr). Returns (lr, mean loss per candidate)."""
+    mean = {float(lr): float(np.mean(v)) for lr, v in losses.items()}
+    return min(mean, key=lambda k: (mean[k], k)), mean
+
+
 def choose_lr(make_model, task: Task, cfg: TrainConfig, grid: list[float], *, trial_steps: int,
               repeats: int = 1, seed: int = 0, device="auto", progress: bool = False) -> tuple[float, dict]:
-    """Paper A's auto-lr (spec A.4): train each candidate for `trial_steps` with the
-    run's schedule, `repeats` times (all trials as one ensemble); keep the one with the
-    lowest final training loss (trial_loss, then the mean over repeats). Returns (lr, losses)."""
+    """Paper A's auto-lr (spec A.4) for one configuration: train each candidate for
+    `trial_steps` with the run's schedule, `repeats` times (all trials as one ensemble);
+    keep the one with the lowest final training loss (pick_lr). Returns (lr, losses).
+    The sweep runner does the same for many configurations at once."""
     if len(grid) == 1:
         return float(grid[0]), {}
-    trials = [(float(lr), seed + 1000 * (r + 1)) for lr in grid for r in range(repeats)]
-    trial_cfg = dataclasses.replace(cfg, steps=trial_steps, eval_every=0, early_stop=None, checkpoint_every=0,
-                                    data_block=min(cfg.data_block, trial_steps))
-    results = train_ensemble([make_model(s) for _, s in trials], [task] * len(trials), trial_cfg,
-                             seeds=[s for _, s in trials], lrs=[lr for lr, _ in trials], device=device,
-                             progress=progress, desc="lr trials")
+    trials = lr_trials(grid, repeats, seed)
+    results = train_ensemble([make_model(s) for _, s in trials], [task] * len(trials),
+                             trial_config(cfg, trial_steps), seeds=[s for _, s in trials],
+                             lrs=[lr for lr, _ in trials], device=device, progress=progress, desc="lr trials")
     per_lr: dict[float, list[float]] = {}
     for (lr, _), res in zip(trials, results):
         per_lr.setdefault(lr, []).append(trial_loss(res))
-    losses = {lr: float(np.mean(v)) for lr, v in per_lr.items()}
-    best = min(losses, key=lambda k: (losses[k], k))
-    return best, losses
+    return pick_lr(per_lr)
