@@ -2,6 +2,7 @@
 second for paper A's two-layer width-12 models on selective copying (batch 8, L = 100),
 trained one at a time and as ensembles of growing size, all through the same
 `train_ensemble` code (data generation, CUDA graph capture and evaluation included).
+Every member has its own seed, hence its own data stream: nothing is shared.
 
     python -m lib.sweeps.benchmark [--archs SSM-TF,TF-TF] [--members 1,64,256,1024] [--json out.json]
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -46,8 +48,12 @@ def main():
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--eager-baseline", action="store_true", help="also time one model without a CUDA graph")
+    ap.add_argument("--data-processes", type=int, default=None,
+                    help="draw training data in this many worker processes (COMPANION_DATA_PROCESSES)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.data_processes is not None:
+        os.environ["COMPANION_DATA_PROCESSES"] = str(args.data_processes)
     device = resolve_device(args.device)
     rows = []
     for arch in args.archs.split(","):
@@ -69,7 +75,9 @@ def main():
                   f"{r['model_steps_per_s'] / base['model_steps_per_s']:16.1f} {r['peak_mem_gb'] or 0:6.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device_name(device), "torch": torch.__version__, "rows": rows}, f, indent=1)
+            json.dump({"device": device_name(device), "torch": torch.__version__,
+                       "data_processes": int(os.environ.get("COMPANION_DATA_PROCESSES", 0)), "rows": rows}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
 from ..training.loop import lr_trials, pick_lr, trial_config
+from ..training.streams import StreamCache, stream_key
 
 
 def _write_json(path: Path, obj) -> None:
@@ -120,20 +121,35 @@ def pack(members: list[Member], budget: float, max_members: int) -> list[list[Me
     return out
 
 
+CONCURRENT = int(os.environ.get("COMPANION_CONCURRENT", 8))  # ensembles training at once on one GPU
+# Concurrent ensembles' kernels overlap only across separate hardware queues (CUDA's default
+# is 8); read when CUDA starts, so it is set at import, before any ensemble trains.
+os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
+
+
 def _budget(device) -> tuple[float, int]:
-    """Floats of activations per ensemble and most members per ensemble, per device."""
-    return (1e9, 4096) if device.type == "cuda" else (1.5e8, 64)
+    """Floats of activations per ensemble and most members per ensemble, per device
+    (on a GPU, ~40 GB shared by the ensembles that train at once)."""
+    return (1e10 / CONCURRENT, 4096) if device.type == "cuda" else (1.5e8, 64)
 
 
-def _train(members: list[Member], device, data_dir: Path) -> list[dict]:
+def _train(members: list[Member], device, data_dir: Path, streams: StreamCache) -> list[dict]:
     evals = [None if m.trial else eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)
              for m in members]
     return train_ensemble([m.build() for m in members], [m.task for m in members], members[0].cfg,
                           seeds=[m.seed for m in members], lrs=[m.lr for m in members], eval_batches=evals,
-                          device=device, progress=False)
+                          device=device, progress=False, streams=streams)
 
 
-CONCURRENT = int(os.environ.get("COMPANION_CONCURRENT", 8))  # ensembles training at once on one GPU
+def _announce(ensembles: list[list[Member]]) -> StreamCache:
+    """One stream cache for a sweep: members of any ensemble that read the same stream
+    (same task and seed) share its blocks, drawn once."""
+    cache = StreamCache()
+    for ens in ensembles:
+        cfg = ens[0].cfg
+        for m in {stream_key(m.task, m.seed, cfg.batch_size, cfg.data_block, cfg.steps): m for m in ens}.values():
+            cache.expect(m.task, m.seed, cfg.batch_size, cfg.data_block, cfg.steps)
+    return cache
 
 
 def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *, desc: str, progress: bool,
@@ -145,12 +161,13 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
               for ens in ensembles for m in ens if not m.trial}.values():
         eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)  # written once, before threads
     order = sorted(ensembles, key=lambda e: -len(e) * e[0].cost() * e[0].cfg.steps)  # longest first
+    streams = _announce(order)
     bar = tqdm(total=len(order), desc=desc, disable=not progress)
     if device.type != "cuda":
         for ens in order:
             if deadline is not None and time.time() > deadline:
                 break
-            on_done(ens, _train(ens, device, data_dir))
+            on_done(ens, _train(ens, device, data_dir, streams))
             bar.update(1)
         return bar.close()
 
@@ -158,7 +175,7 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
 
     def on_stream(ens):
         with torch.cuda.stream(torch.cuda.Stream(device)):
-            out = _train(ens, device, data_dir)
+            out = _train(ens, device, data_dir, streams)
             torch.cuda.current_stream().synchronize()
             return out
 

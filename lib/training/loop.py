@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +25,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..models.ensemble import Ensemble
-from ..tasks import Batch, Task, rng_for
+from ..tasks import Batch, Task
 from .metrics import evaluate_ensemble
+from .streams import MemberStreams, StreamCache
 
 
 @dataclass
@@ -141,47 +141,6 @@ def clip_members_(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
     return norm
 
 
-class MemberStreams:
-    """Each member's training data: `data_block` steps drawn at a time from its own
-    seeded generator (the same stream whatever else is in the ensemble). Blocks are
-    drawn by a thread pool, the next one while the current one trains."""
-
-    def __init__(self, tasks: list[Task], seeds: list[int], batch_size: int, block: int):
-        self.tasks, self.B, self.block = tasks, batch_size, block
-        self.rngs = [rng_for(s, f"{t.key()}/train") for t, s in zip(tasks, seeds)]
-        self.pool = ThreadPoolExecutor(max_workers=min(16, len(tasks))) if len(tasks) > 1 else None
-        self.pending = None
-
-    def _draw(self, i: int, steps: int):
-        b = self.tasks[i].sample(self.rngs[i], self.B * steps)
-        shape = (steps, self.B, -1)
-        return b.inputs.view(shape), b.targets.view(shape), b.mask.view(shape)
-
-    def _draw_all(self, steps: int):
-        parts = (list(self.pool.map(lambda i: self._draw(i, steps), range(len(self.tasks)))) if self.pool
-                 else [self._draw(0, steps)])
-        return tuple(torch.stack([p[k] for p in parts], dim=1) for k in range(3))  # [steps, M, B, L]
-
-    def next_block(self, steps: int, prefetch: int = 0):
-        """The next `steps` steps of data; with `prefetch`, start drawing the block after."""
-        out = self.pending.result() if self.pending is not None else self._draw_all(steps)
-        self.pending = None
-        if prefetch and self.pool:
-            self.pending = self.pool.submit(self._draw_all, prefetch)
-        return out
-
-    def state(self):
-        return [r.bit_generator.state for r in self.rngs]
-
-    def load(self, states):
-        for r, s in zip(self.rngs, states):
-            r.bit_generator.state = s
-
-    def close(self):
-        if self.pool:
-            self.pool.shutdown(wait=True)
-
-
 def _autocast(cfg: TrainConfig, device: torch.device):
     if cfg.amp == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -191,13 +150,14 @@ def _autocast(cfg: TrainConfig, device: torch.device):
 def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: list[int],
                    lrs: list[float] | None = None, eval_batches: list[Batch | None] | None = None,
                    device="auto", checkpoint: str | Path | None = None, progress: bool = True,
-                   desc: str = "train") -> list[dict]:
+                   desc: str = "train", streams: StreamCache | None = None) -> list[dict]:
     """Train M models of one shape together; member i has its own task, seed, learning
     rate and evaluation set. Returns one result per member (history, final metrics, steps).
 
     A member's result does not depend on what else is in the ensemble, up to float
     rounding: its data stream, dropout masks and initialisation come from its seed. The
-    trained weights are written back into `models`. With `checkpoint`, the ensemble's
+    trained weights are written back into `models`. `streams` shares data streams with
+    other ensembles of a sweep (lib.training.streams). With `checkpoint`, the ensemble's
     state is saved every `cfg.checkpoint_every` steps and a call that finds it resumes."""
     cfg.validate()
     M = len(models)
@@ -209,7 +169,6 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     torch.manual_seed(seeds[0])  # dropout of models that run their own forward
     ens = Ensemble(models, device=device).train()
     opt = MemberAdamW(ens.flat, ens.flat_grad, cfg.betas, cfg.eps, cfg.weight_decay)
-    streams = MemberStreams(tasks, seeds, cfg.batch_size, cfg.data_block)
     base_lr = torch.tensor(lrs, dtype=torch.float32, device=device)
     active = torch.ones(M, device=device)  # 0 once a member has stopped early
     seeds_t = torch.tensor(seeds, dtype=torch.int64, device=device)
@@ -224,13 +183,13 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
         state = torch.load(ckpt, map_location=device, weights_only=False)
         ens.load_state_dict(state["model"])
         opt.load(state["opt"])
-        streams.load(state["rng"])
         step, evals, stopped_at = state["step"], state["evals"], state["stopped_at"]
         losses[:step] = state["losses"][:step]
         active.copy_(state["active"])
         step_t.fill_(step)
         torch.set_rng_state(state["torch_rng"])
 
+    data = MemberStreams(tasks, seeds, cfg.batch_size, cfg.data_block, cfg.steps, streams, start_step=step)
     autocast = _autocast(cfg, device)
 
     def train_step(inputs, targets, mask):
@@ -256,9 +215,8 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
         return metrics
 
     while step < cfg.steps and stopped_at.count(None):
-        n = min(cfg.data_block, cfg.steps - step)
-        nxt = min(cfg.data_block, cfg.steps - step - n)
-        inputs, targets, mask = (t.to(device, non_blocking=True) for t in streams.next_block(n, prefetch=nxt))
+        inputs, targets, mask = data.next_block(device)
+        n = len(inputs)
         for j in range(n):
             factor.fill_(lr_factor(step, cfg))
             if use_graph:
@@ -283,12 +241,12 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
                         active[i] = 0.0  # a stopped member's parameters no longer move
         if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": ens.state_dict(), "opt": opt.state(), "rng": streams.state(), "step": step,
+            torch.save({"model": ens.state_dict(), "opt": opt.state(), "step": step,
                         "evals": evals, "stopped_at": stopped_at, "losses": losses[:step].cpu(),
                         "active": active.cpu(), "torch_rng": torch.get_rng_state()}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
     bar.close()
-    streams.close()
+    data.close()
     if any(b is not None for b in eval_batches) and stopped_at.count(None):
         run_eval()
     ens.unstack_into(models)
