@@ -129,8 +129,9 @@ os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
 
 def _budget(device) -> tuple[float, int]:
     """Floats of activations per ensemble and most members per ensemble, per device
-    (on a GPU, ~40 GB shared by the ensembles that train at once)."""
-    return (1e10 / CONCURRENT, 4096) if device.type == "cuda" else (1.5e8, 64)
+    (on a GPU, ~24 GB shared by the ensembles that train at once: CUDA graphs hold their
+    own memory besides)."""
+    return (6e9 / CONCURRENT, 4096) if device.type == "cuda" else (1.5e8, 64)
 
 
 def _train(members: list[Member], device, data_dir: Path, streams: StreamCache) -> list[dict]:

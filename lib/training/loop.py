@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,7 +226,8 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
                     graph, graph_out = _capture(train_step, static, ens, opt, step_t)
                 for s, x in zip(static, (inputs[j], targets[j], mask[j])):
                     s.copy_(x)
-                graph.replay()
+                with _GRAPH_LOCK:
+                    graph.replay()
                 losses[step].copy_(graph_out)
             else:
                 losses[step].copy_(train_step(inputs[j], targets[j], mask[j]))
@@ -264,6 +266,11 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     return out
 
 
+# Graphs train from several threads at once (lib.sweeps). PyTorch refuses to prepare a
+# replay while any thread is capturing, so captures and replays take turns.
+_GRAPH_LOCK = threading.Lock()
+
+
 def _capture(train_step, static, ens, opt, step_t):
     """Capture one training step as a CUDA graph (PyTorch's whole-network recipe), to be
     replayed on the current stream. The warm-up steps it needs are undone, so the first
@@ -283,7 +290,7 @@ def _capture(train_step, static, ens, opt, step_t):
     # the whole device, which breaks captures running in other threads at the same time.
     graph, stream = torch.cuda.CUDAGraph(), torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
+    with torch.cuda.stream(stream), _GRAPH_LOCK:
         graph.capture_begin(capture_error_mode="thread_local")
         try:
             out = train_step(*static)
