@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import threading
 import time
 from collections import defaultdict
@@ -172,19 +173,33 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
             bar.update(1)
         return bar.close()
 
-    concurrent = concurrent or CONCURRENT
+    concurrent = min(concurrent or CONCURRENT, 32)
+    # Each training thread owns one stream for its ensemble's whole life (data, capture,
+    # replays). Made here, in one go: the pool torch.cuda.Stream() draws from holds 32.
+    free = queue.SimpleQueue()
+    for _ in range(concurrent):
+        free.put(torch.cuda.Stream(device))
 
     def on_stream(ens):
-        with torch.cuda.stream(torch.cuda.Stream(device)):
-            out = _train(ens, device, data_dir, streams)
-            torch.cuda.current_stream().synchronize()
-            return out
+        stream = free.get()
+        try:
+            with torch.cuda.stream(stream):
+                t0 = time.time()
+                out = _train(ens, device, data_dir, streams)
+                stream.synchronize()
+        finally:
+            free.put(stream)
+        if progress:
+            m = ens[0]
+            tqdm.write(f"{desc}: {len(ens)} x {m.run.experiment} {'-'.join(m.probe.cfg.layers)} "
+                       f"d={m.probe.cfg.d_model}, {m.cfg.steps} steps in {time.time() - t0:.0f} s")
+        return out
 
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
-        queue, running = list(order), {}
-        while queue or running:
-            while queue and len(running) < concurrent and (deadline is None or time.time() < deadline):
-                ens = queue.pop(0)
+        todo, running = list(order), {}
+        while todo or running:
+            while todo and len(running) < concurrent and (deadline is None or time.time() < deadline):
+                ens = todo.pop(0)
                 running[pool.submit(on_stream, ens)] = ens
             if not running:
                 break

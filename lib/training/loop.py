@@ -13,6 +13,7 @@ backward, clipping, optimizer) is captured once as a CUDA graph and replayed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -50,6 +51,7 @@ class TrainConfig:
     data_block: int = 50  # steps of data drawn per generator call (the stream depends on it)
     cuda_graph: bool = True  # capture the training step on CUDA
     amp: str | None = None  # "bf16" for autocast on CUDA
+    tf32: bool = False  # TF32 matmuls on CUDA (fp32 range, 10-bit mantissa), for the widest models
 
     def validate(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -223,14 +225,15 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
             if use_graph:
                 if graph is None:
                     static = [inputs[j].clone(), targets[j].clone(), mask[j].clone()]
-                    graph, graph_out = _capture(train_step, static, ens, opt, step_t)
+                    graph, graph_out = _capture(train_step, static, ens, opt, step_t, cfg.tf32)
                 for s, x in zip(static, (inputs[j], targets[j], mask[j])):
                     s.copy_(x)
                 with _GRAPH_LOCK:
                     graph.replay()
                 losses[step].copy_(graph_out)
             else:
-                losses[step].copy_(train_step(inputs[j], targets[j], mask[j]))
+                with _matmul_precision(cfg.tf32 and device.type == "cuda"):
+                    losses[step].copy_(train_step(inputs[j], targets[j], mask[j]))
             step += 1
         bar.update(n)
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps and any(eval_batches):
@@ -271,32 +274,54 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
 _GRAPH_LOCK = threading.Lock()
 
 
-def _capture(train_step, static, ens, opt, step_t):
+@contextlib.contextmanager
+def _matmul_precision(tf32: bool):
+    """TF32 or full fp32 matmuls for what runs (or is captured) inside; the flag is global."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+# Ensembles capture and replay graphs from several threads at once (lib.sweeps): captures
+# and replays take turns, and a capture's matmul precision is set while no one else captures.
+_GRAPH_LOCK = threading.Lock()
+
+
+def _capture(train_step, static, ens, opt, step_t, tf32: bool):
     """Capture one training step as a CUDA graph (PyTorch's whole-network recipe), to be
     replayed on the current stream. The warm-up steps it needs are undone, so the first
-    replay is step one."""
+    replay is step one.
+
+    Warm-up and capture run on the current stream, which must be this thread's alone
+    (lib.sweeps gives each training thread its own): torch.cuda.Stream() hands out streams
+    from a shared pool of 32, so a stream made here could be one another thread is using.
+    Only a run on the default stream gets a side stream, as it is then the only one training."""
+    if torch.cuda.current_stream() == torch.cuda.default_stream():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            out = _capture(train_step, static, ens, opt, step_t, tf32)
+        torch.cuda.current_stream().wait_stream(side)
+        return out
     state = [ens.flat, opt.m, opt.v, opt.t, step_t]
     saved = [t.clone() for t in state]
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            train_step(*static)
-    torch.cuda.current_stream().wait_stream(side)
+    for _ in range(2):
+        train_step(*static)
     with torch.no_grad():
         for t, s in zip(state, saved):
             t.copy_(s)
-    # Capture on a stream of our own with the raw API: torch.cuda.graph() would synchronize
-    # the whole device, which breaks captures running in other threads at the same time.
-    graph, stream = torch.cuda.CUDAGraph(), torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream), _GRAPH_LOCK:
+    # The raw API: torch.cuda.graph() would synchronize the whole device, which breaks
+    # captures running in other threads at the same time.
+    graph = torch.cuda.CUDAGraph()
+    with _GRAPH_LOCK, _matmul_precision(tf32):
         graph.capture_begin(capture_error_mode="thread_local")
         try:
             out = train_step(*static)
         finally:
             graph.capture_end()
-    torch.cuda.current_stream().wait_stream(stream)
     return graph, out
 
 
