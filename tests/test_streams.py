@@ -56,6 +56,17 @@ def test_shared_cache_serves_later_ensembles_and_drops_blocks_once_read():
     assert len(cache) == 0  # the stream goes with its last reader
 
 
+def test_readers_opening_after_others_closed_keep_their_own_place():
+    cache = S.StreamCache()
+    for _ in range(3):
+        cache.expect(TASK, 1, 2, 5, 20)
+    a, b = S.MemberStreams([TASK], [1], 2, 5, 20, cache), S.MemberStreams([TASK], [1], 2, 5, 20, cache)
+    full = _read_all(a, 20)
+    c = S.MemberStreams([TASK], [1], 2, 5, 20, cache)  # opens while b is still open
+    assert torch.equal(_read_all(b, 20), full) and torch.equal(_read_all(c, 20), full)
+    assert len(cache) == 0
+
+
 def test_resumed_reader_starts_mid_stream():
     full = _read_all(S.MemberStreams([TASK], [2], 2, 5, 20), 20)
     resumed = _read_all(S.MemberStreams([TASK], [2], 2, 5, 20, start_step=10), 10)

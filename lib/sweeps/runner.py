@@ -15,6 +15,7 @@ in flight.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import queue
@@ -135,12 +136,25 @@ def _budget(device) -> tuple[float, int]:
     return (6e9 / CONCURRENT, 4096) if device.type == "cuda" else (1.5e8, 64)
 
 
+# A folder where ensembles save their state every ~500 steps, so that a sweep killed
+# mid-ensemble resumes it (on the same machine); unset, nothing is saved.
+CHECKPOINTS = os.environ.get("COMPANION_CHECKPOINTS")
+
+
 def _train(members: list[Member], device, data_dir: Path, streams: StreamCache) -> list[dict]:
     evals = [None if m.trial else eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)
              for m in members]
-    return train_ensemble([m.build() for m in members], [m.task for m in members], members[0].cfg,
-                          seeds=[m.seed for m in members], lrs=[m.lr for m in members], eval_batches=evals,
-                          device=device, progress=False, streams=streams)
+    cfg, ckpt = members[0].cfg, None
+    if CHECKPOINTS:  # named by the ensemble's members, in order: only the same ensemble resumes
+        ident = json.dumps([[str(m.out_dir), m.run.id, m.trial, m.lr, m.seed] for m in members])
+        ckpt = Path(CHECKPOINTS) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.pt"
+        cfg = dataclasses.replace(cfg, checkpoint_every=cfg.data_block * max(1, 500 // cfg.data_block))
+    out = train_ensemble([m.build() for m in members], [m.task for m in members], cfg,
+                         seeds=[m.seed for m in members], lrs=[m.lr for m in members], eval_batches=evals,
+                         device=device, progress=False, streams=streams, checkpoint=ckpt)
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
+    return out
 
 
 def _announce(ensembles: list[list[Member]]) -> StreamCache:

@@ -68,7 +68,8 @@ class Stream:
         self.blocks: dict[int, tuple] = {}
         self.drawn = 0
         self.waiting = 0  # announced readers that have not started
-        self.pos: dict[int, int] = {}  # reader -> next block it reads
+        self.pos: dict[int, int] = {}  # open reader -> next block it reads
+        self.readers = 0  # ever opened: the next reader's id
         self.lock = threading.Lock()
 
     def expect(self) -> None:
@@ -79,7 +80,7 @@ class Stream:
         """An announced reader starts (at block `start` when resuming); returns its id."""
         with self.lock:
             self.waiting = max(0, self.waiting - 1)
-            reader = len(self.pos)
+            reader, self.readers = self.readers, self.readers + 1
             self.pos[reader] = start
             return reader
 
