@@ -40,8 +40,12 @@ def results_dir(profile: str, experiment: str) -> Path:
     return workdir() / "data" / "results" / profile / experiment
 
 
-def figures_dir() -> Path:
-    return workdir() / "figures"
+def figures_dir(profile: str) -> Path:
+    """figures/<profile>/: each profile's figures and tables side by side, so rendering the
+    quick profile never overwrites the gpu one committed from a real run."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+    return workdir() / "figures" / profile
 
 
 def load_params(path: str | Path | None = None) -> dict:

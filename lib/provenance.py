@@ -48,9 +48,11 @@ def footer(prov: dict) -> str:
     head = f"profile: {prov['profile']} · {prov['device']} · commit {', '.join(commits)} · "
     if prov.get("runs") == 0:
         return head + f"weights set by hand, no training · {prov['wall_s']:.0f} s"
-    minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
     runs, done = prov.get("runs", "?"), prov.get("runs_finished", prov.get("runs"))
     count = f"{runs} runs" if done == runs else f"{done} of {runs} runs finished"
+    if "sweep_wall_s" in prov:  # the wall time of sweeps that trained many experiments at once
+        return head + f"{count}, from sweeps of {prov['sweep_wall_s'] / 60:.1f} min wall (all experiments)"
+    minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
     return head + f"{count}, {minutes:.1f} min of training"
 
 
@@ -66,4 +68,7 @@ def combine(*provs: dict) -> dict:
             "wall_s": sum(p["wall_s"] for p in provs), "runs": sum(p.get("runs", 0) for p in provs),
             "runs_finished": sum(p.get("runs_finished", p.get("runs", 0)) for p in provs),
             "train_wall_s": sum(p.get("train_wall_s", p["wall_s"]) for p in provs),
-            "run_commits": sorted({c for p in provs for c in p.get("run_commits", [p["commit"]])})}
+            "run_commits": sorted({c for p in provs for c in p.get("run_commits", [p["commit"]])}),
+            # experiments of one profile share their sweeps: the longest log, not a sum
+            **({"sweep_wall_s": max(p["sweep_wall_s"] for p in provs if "sweep_wall_s" in p)}
+               if any("sweep_wall_s" in p for p in provs) else {})}

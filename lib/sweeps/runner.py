@@ -319,8 +319,24 @@ def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: flo
     prov.update(runs=len(runs), runs_finished=len(records), resumed=resumed,
                 train_wall_s=float(sum(r["wall_s"] for r in records)),
                 run_commits=sorted({r.get("commit", "unrecorded") for r in records}))
+    sweeps = read_sweep_log(out_dir.parent)
+    if sweeps:  # experiments train together: the wall time of the sweeps that trained this profile
+        prov["sweep_wall_s"] = float(sum(s["wall_s"] for s in sweeps))
+        prov["sweeps"] = len(sweeps)
     _write_json(out_dir / "provenance.json", prov)
     return table
+
+
+def log_sweep(profile_dir: Path, entry: dict) -> None:
+    """Append one sweep (a call that trained something) to <profile dir>/sweeps.jsonl."""
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    with open(profile_dir / "sweeps.jsonl", "a") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def read_sweep_log(profile_dir: Path) -> list[dict]:
+    path = Path(profile_dir) / "sweeps.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def results_table(records: list[dict]) -> pd.DataFrame:
@@ -346,7 +362,15 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
     runs = {n: expand_runs(experiment_spec(n, profile)) for n in names}  # all validated before any work
     dirs = {n: results_dir(profile, n) for n in names}
     done = {n: sum((dirs[n] / "runs" / f"{r.id}.json").exists() for r in runs[n]) for n in names}
-    train_runs([(r, dirs[n]) for n in names for r in runs[n]], device, data_dir, progress, time_budget_s)
+    lrs_before = {n: len(_read_json(dirs[n] / "lrs.json")) for n in names}
+    left = train_runs([(r, dirs[n]) for n in names for r in runs[n]], device, data_dir, progress, time_budget_s)
     wall = time.time() - t0
+    trained = sum(len(runs[n]) for n in names) - left - sum(done.values())
+    lrs_chosen = sum(len(_read_json(dirs[n] / "lrs.json")) - lrs_before[n] for n in names)
+    if trained or lrs_chosen:
+        log_sweep(dirs[names[0]].parent, {
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s": round(wall, 1),
+            "device": device_name(resolve_device(device)), "commit": git_commit(), "experiments": names,
+            "runs_trained": trained, "lrs_chosen": lrs_chosen, "runs_left": left, "concurrent": CONCURRENT})
     return {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
             for n in names}
