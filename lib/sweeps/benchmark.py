@@ -55,13 +55,18 @@ def main():
     if args.data_processes is not None:
         os.environ["COMPANION_DATA_PROCESSES"] = str(args.data_processes)
     device = resolve_device(args.device)
+    members = [int(m) for m in args.members.split(",")]
+    for arch in args.archs.split(","):  # mamba-ssm's scan launches one block row per channel
+        cfg = micro(arch, 12)
+        if device.type == "cuda" and "mamba" in cfg.layers and max(members) * cfg.expand * cfg.d_model > 65535:
+            ap.error(f"{arch}: at most {65535 // (cfg.expand * cfg.d_model)} members fit mamba-ssm's scan grid")
     rows = []
     for arch in args.archs.split(","):
         measure(arch, 2, 20, device)  # warm-up: CUDA context, kernels, cuBLAS handles, first capture
         if args.eager_baseline and device.type == "cuda":
             rows.append(measure(arch, 1, args.steps, device, cuda_graph=False))
             print(rows[-1], flush=True)
-        for m in map(int, args.members.split(",")):
+        for m in members:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             rows.append(measure(arch, m, args.steps, device))
