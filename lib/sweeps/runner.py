@@ -123,7 +123,7 @@ def pack(members: list[Member], budget: float, max_members: int) -> list[list[Me
     return out
 
 
-CONCURRENT = int(os.environ.get("COMPANION_CONCURRENT", 8))  # ensembles training at once on one GPU
+CONCURRENT = int(os.environ.get("COMPANION_CONCURRENT", 16))  # ensembles training at once on one GPU
 # Concurrent ensembles' kernels overlap only across separate hardware queues (CUDA's default
 # is 8); read when CUDA starts, so it is set at import, before any ensemble trains.
 os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
