@@ -4,9 +4,20 @@
 
 Runs of all named experiments train together (shared ensembles). With a time budget no
 new ensemble starts after that many seconds; run the same command again to go on.
+
+On several GPUs, one process per GPU through torchrun; each trains its share of the
+ensembles and the first writes the tables (a cluster: torchrun's --nnodes/--rdzv-* flags,
+with data/results on a shared file system or gathered to the first process):
+
+    torchrun --nproc-per-node 4 -m lib.sweeps --profile gpu --experiments all
 """
 import argparse
+import datetime
 import json
+import os
+
+import torch
+import torch.distributed as dist
 
 from . import run_experiments
 from ..config import load_params
@@ -17,8 +28,17 @@ ap.add_argument("--experiments", default="all", help="comma-separated names, or 
 ap.add_argument("--device", default="auto")
 ap.add_argument("--time-budget", type=float, default=None, help="seconds after which no ensemble starts")
 args = ap.parse_args()
+if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # started by torchrun: one process per GPU
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    # gloo, also on GPUs: processes exchange only small Python objects (trial losses, run
+    # records), and may wait long for each other between phases
+    dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))
 params = load_params()
 names = list(params["experiments"]) if args.experiments == "all" else args.experiments.split(",")
 tables = run_experiments(names, args.profile or params["profile"], device=args.device,
                          time_budget_s=args.time_budget)
-print(json.dumps({n: len(t) for n, t in tables.items()}))
+if tables:
+    print(json.dumps({n: len(t) for n, t in tables.items()}))
+if dist.is_initialized():
+    dist.destroy_process_group()

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from ..config import Run, data_dir as default_data_dir
@@ -42,7 +43,7 @@ from ..training.streams import StreamCache, stream_key
 
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
     tmp.replace(path)  # atomic: an interrupted sweep never leaves half a result
 
@@ -168,15 +169,54 @@ def _announce(ensembles: list[list[Member]]) -> StreamCache:
     return cache
 
 
+# -- several processes (torchrun): each trains its share of a sweep's ensembles ----------
+
+def world() -> tuple[int, int]:
+    """(rank, number of processes) of a torch.distributed job, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather(obj) -> list:
+    """Every process's `obj`, on every process."""
+    if world()[1] == 1:
+        return [obj]
+    out = [None] * world()[1]
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _barrier() -> None:
+    if world()[1] > 1:
+        dist.barrier()
+
+
+def _work(ens: list[Member]) -> float:
+    return len(ens) * ens[0].cost() * ens[0].cfg.steps
+
+
+def share(ensembles: list[list[Member]], rank: int, size: int) -> list[list[Member]]:
+    """This process's ensembles: longest first, each to the process with the least work so
+    far. Every process computes the same split from the same list, so none is trained twice."""
+    load, mine = [0.0] * size, []
+    for ens in sorted(ensembles, key=lambda e: -_work(e)):
+        r = min(range(size), key=lambda i: (load[i], i))
+        load[r] += _work(ens)
+        if r == rank:
+            mine.append(ens)
+    return mine
+
+
 def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *, desc: str, progress: bool,
               deadline: float | None = None, concurrent: int | None = None) -> None:
-    """Train ensembles, calling on_done(members, results) in this thread as each finishes.
-    On a GPU several train at once, each from its own thread on its own CUDA stream: a
+    """Train ensembles (this process's share of them under torchrun), calling
+    on_done(members, results) in this thread as each finishes. On a GPU several train at once, each from its own thread on its own CUDA stream: a
     small ensemble's step is a chain of tiny kernels, so one alone leaves the GPU idle."""
     for m in {(m.eval_task.key(), m.run.eval["n"], m.run.eval["seed"]): m
               for ens in ensembles for m in ens if not m.trial}.values():
         eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)  # written once, before threads
-    order = sorted(ensembles, key=lambda e: -len(e) * e[0].cost() * e[0].cfg.steps)  # longest first
+    order = share(ensembles, *world())  # longest first; all of them in a single process
     streams = _announce(order)
     bar = tqdm(total=len(order), desc=desc, disable=not progress)
     if device.type != "cuda":
@@ -241,21 +281,42 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
         for lr, seed in lr_trials(run.lr["grid"], int(run.lr.get("repeats", 1))):
             members.append(Member(run, lr, seed, trial, out, trial=True))
     losses = defaultdict(lambda: defaultdict(list))
+    several = world()[1] > 1
+
+    def record_complete(losses, write: bool) -> dict:
+        """Choose the learning rate of every configuration whose trials have all finished."""
+        chosen = {}
+        for key in list(losses):
+            run, out = todo[key]
+            if sum(len(v) for v in losses[key].values()) == len(run.lr["grid"]) * int(run.lr.get("repeats", 1)):
+                lr, mean = pick_lr(losses.pop(key))
+                chosen[key] = {"lr": lr, "trial_losses": mean, "labels": run.labels}
+                if write:
+                    cache = _read_json(out / "lrs.json")
+                    cache[key[1]] = chosen[key]
+                    _write_json(out / "lrs.json", cache)
+        return chosen
 
     def on_done(ens, results):
         for m, res in zip(ens, results):
             losses[(str(m.out_dir), lr_key(m.run))][m.lr].append(trial_loss(res))
-        for key in list(losses):  # record every configuration whose trials are all done
-            run, out = todo[key]
-            n = len(run.lr["grid"]) * int(run.lr.get("repeats", 1))
-            if sum(len(v) for v in losses[key].values()) == n:
-                lr, mean = pick_lr(losses.pop(key))
-                cache = _read_json(out / "lrs.json")
-                cache[key[1]] = {"lr": lr, "trial_losses": mean, "labels": run.labels}
-                _write_json(out / "lrs.json", cache)
+        if not several:  # recorded as they complete, so a sweep cut short keeps them
+            record_complete(losses, write=True)
 
     train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="lr trials", progress=progress,
               deadline=deadline)
+    if several:  # a configuration's trials may have trained in several processes: pool them
+        merged = defaultdict(lambda: defaultdict(list))
+        for part in _gather({k: dict(v) for k, v in losses.items()}):
+            for key, per_lr in part.items():
+                for lr, xs in per_lr.items():
+                    merged[key][lr] += xs
+        chosen = record_complete(merged, write=world()[0] == 0)
+        _barrier()
+        for (out, key), entry in chosen.items():  # without a shared file system, each keeps a copy
+            cache = _read_json(Path(out) / "lrs.json")
+            if key not in cache:
+                _write_json(Path(out) / "lrs.json", {**cache, key: entry})
 
 
 def learning_rate(run: Run, out_dir: Path) -> float:
@@ -268,6 +329,7 @@ def record(m: Member, res: dict, device) -> dict:
             "params": m.probe.num_params(), "params_non_embedding": m.probe.num_params(non_embedding=True),
             "lr": m.lr, "final": res["final"], "steps": res["steps"], "early_stopped": res["early_stopped"],
             "wall_s": res["wall_s"], "ensemble_members": res["members"], "device": device_name(device),
+            "rank": world()[0],
             "commit": git_commit(), "eval_curve": res["history"]["eval"],
             "train_loss": _downsample(res["history"]["train_loss"]),
             "run": {k: v for k, v in m.run.__dict__.items() if k != "labels"}}
@@ -279,21 +341,31 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
     new ensemble after that many seconds (a later call resumes). Returns runs left to do."""
     device, data_dir = resolve_device(device), Path(data_dir or default_data_dir())
     deadline = None if time_budget_s is None else time.time() + time_budget_s
+    _barrier()  # every process lists the same finished runs
     pending = [(r, o) for r, o in items if not (o / "runs" / f"{r.id}.json").exists()]
     choose_learning_rates(pending, device, data_dir, progress, deadline)
     chosen = lambda r, o: len(r.lr.get("grid") or [0]) == 1 or lr_key(r) in _read_json(o / "lrs.json")  # noqa: E731
     pending = [(r, o) for r, o in pending if chosen(r, o)]  # a time budget may have cut the trials short
     members = [Member(r, learning_rate(r, o), r.seed, r.train, o) for r, o in pending]
-    left = [len(items) - sum((o / "runs" / f"{r.id}.json").exists() for r, o in items)]
+
+    written = []
 
     def on_done(ens, results):
         for m, res in zip(ens, results):
-            _write_json(m.out_dir / "runs" / f"{m.run.id}.json", record(m, res, device))
-        left[0] -= len(ens)
+            path = m.out_dir / "runs" / f"{m.run.id}.json"
+            written.append((str(path), record(m, res, device)))
+            _write_json(path, written[-1][1])
 
     train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="runs", progress=progress,
               deadline=deadline)
-    return left[0]
+    if world()[1] > 1:  # every finished run reaches the first process, shared file system or not
+        parts = _gather(written)
+        if world()[0] == 0:
+            for path, rec in (x for part in parts for x in part):
+                if not Path(path).exists():
+                    _write_json(Path(path), rec)
+        _barrier()
+    return sum(not (o / "runs" / f"{r.id}.json").exists() for r, o in items)
 
 
 def run_sweep(runs: list[Run], out_dir: str | Path, *, profile: str, data_dir: str | Path | None = None,
@@ -355,7 +427,9 @@ def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, dict]:
 def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
                     progress: bool = True, time_budget_s: float | None = None) -> dict[str, pd.DataFrame]:
     """Train several experiments of params.yaml together (their runs share ensembles), then
-    write each one's results table and provenance. Returns the tables of finished runs."""
+    write each one's results table and provenance. Returns the tables of finished runs.
+    Under torchrun every process calls this; each trains its share (`share`), and the
+    first writes the tables (the others return {})."""
     from ..config import expand_runs, experiment_spec, results_dir
 
     t0 = time.time()
@@ -367,10 +441,13 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
     wall = time.time() - t0
     trained = sum(len(runs[n]) for n in names) - left - sum(done.values())
     lrs_chosen = sum(len(_read_json(dirs[n] / "lrs.json")) - lrs_before[n] for n in names)
+    if world()[0] != 0:  # the first process writes the tables, provenance and log
+        return {}
     if trained or lrs_chosen:
         log_sweep(dirs[names[0]].parent, {
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s": round(wall, 1),
             "device": device_name(resolve_device(device)), "commit": git_commit(), "experiments": names,
-            "runs_trained": trained, "lrs_chosen": lrs_chosen, "runs_left": left, "concurrent": CONCURRENT})
+            "runs_trained": trained, "lrs_chosen": lrs_chosen, "runs_left": left, "concurrent": CONCURRENT,
+            "processes": world()[1]})
     return {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
             for n in names}
