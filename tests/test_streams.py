@@ -42,7 +42,7 @@ def test_members_with_one_stream_get_the_same_data_drawn_by_hand():
 def test_shared_cache_serves_later_ensembles_and_drops_blocks_once_read():
     cache = S.StreamCache()
     for _ in range(2):  # two ensembles announce the same stream
-        cache.expect(TASK, 1, 2, 5, 20)
+        cache.announce([TASK], [1], 2, 5, 20)
     first = S.MemberStreams([TASK], [1], 2, 5, 20, cache)
     a = _read_all(first, 20)
     (stream,) = cache.streams.values()
@@ -59,7 +59,7 @@ def test_shared_cache_serves_later_ensembles_and_drops_blocks_once_read():
 def test_readers_opening_after_others_closed_keep_their_own_place():
     cache = S.StreamCache()
     for _ in range(3):
-        cache.expect(TASK, 1, 2, 5, 20)
+        cache.announce([TASK], [1], 2, 5, 20)
     a, b = S.MemberStreams([TASK], [1], 2, 5, 20, cache), S.MemberStreams([TASK], [1], 2, 5, 20, cache)
     full = _read_all(a, 20)
     c = S.MemberStreams([TASK], [1], 2, 5, 20, cache)  # opens while b is still open

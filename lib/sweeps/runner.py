@@ -38,7 +38,7 @@ from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
 from ..training.loop import lr_trials, pick_lr, trial_config
-from ..training.streams import StreamCache, stream_key
+from ..training.streams import StreamCache
 
 
 def _write_json(path: Path, obj) -> None:
@@ -164,8 +164,7 @@ def _announce(ensembles: list[list[Member]]) -> StreamCache:
     cache = StreamCache()
     for ens in ensembles:
         cfg = ens[0].cfg
-        for m in {stream_key(m.task, m.seed, cfg.batch_size, cfg.data_block, cfg.steps): m for m in ens}.values():
-            cache.expect(m.task, m.seed, cfg.batch_size, cfg.data_block, cfg.steps)
+        cache.announce([m.task for m in ens], [m.seed for m in ens], cfg.batch_size, cfg.data_block, cfg.steps)
     return cache
 
 
@@ -211,8 +210,9 @@ def share(ensembles: list[list[Member]], rank: int, size: int) -> list[list[Memb
 def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *, desc: str, progress: bool,
               deadline: float | None = None, concurrent: int | None = None) -> None:
     """Train ensembles (this process's share of them under torchrun), calling
-    on_done(members, results) in this thread as each finishes. On a GPU several train at once, each from its own thread on its own CUDA stream: a
-    small ensemble's step is a chain of tiny kernels, so one alone leaves the GPU idle."""
+    on_done(members, results) in this thread as each finishes. On a GPU several train at
+    once, each from its own thread on its own CUDA stream: a small ensemble's step is a
+    chain of tiny kernels, so one alone leaves the GPU idle."""
     for m in {(m.eval_task.key(), m.run.eval["n"], m.run.eval["seed"]): m
               for ens in ensembles for m in ens if not m.trial}.values():
         eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)  # written once, before threads

@@ -95,7 +95,7 @@ class Stream:
                 self.drawn += 1
             if j not in self.blocks:
                 raise RuntimeError(f"block {j} of a {self.task.name} stream was already dropped: announce "
-                                   "every reader with expect() before any starts")
+                                   "every ensemble with StreamCache.announce() before any starts")
             out = self.blocks[j]
             self.pos[reader] = j + 1
             self._drop()
@@ -120,7 +120,7 @@ class Stream:
 
 
 class StreamCache:
-    """The streams of a sweep. Announce every reader first (`expect`), so that an ensemble
+    """The streams of a sweep. Announce every ensemble first (`announce`), so that one
     that starts late still finds the blocks an earlier one drew; a stream goes when its
     last reader closes."""
 
@@ -128,12 +128,14 @@ class StreamCache:
         self.streams: dict[tuple, Stream] = {}
         self.lock = threading.Lock()
 
-    def expect(self, task: Task, seed: int, batch_size: int, block: int, steps: int) -> None:
-        key = stream_key(task, seed, batch_size, block, steps)
+    def announce(self, tasks: list[Task], seeds: list[int], batch_size: int, block: int, steps: int) -> None:
+        """One ensemble will read these members' streams: one reader per distinct stream."""
+        members = {stream_key(t, s, batch_size, block, steps): (t, s) for t, s in zip(tasks, seeds)}
         with self.lock:
-            if key not in self.streams:
-                self.streams[key] = Stream(task, seed, batch_size, block, steps)
-            self.streams[key].expect()
+            for key, (task, seed) in members.items():
+                if key not in self.streams:
+                    self.streams[key] = Stream(task, seed, batch_size, block, steps)
+                self.streams[key].expect()
 
     def open(self, key: tuple, start: int = 0) -> tuple[Stream, int]:
         with self.lock:
@@ -164,8 +166,7 @@ class MemberStreams:
         self.identity = len(self.keys) == len(keys)
         if cache is None:  # a stream cache of this ensemble alone
             cache = StreamCache()
-            for k in self.keys:
-                cache.expect(tasks[keys.index(k)], k[1], batch_size, block, steps)
+            cache.announce(tasks, seeds, batch_size, block, steps)
         self.cache, self.block = cache, start_step // block
         self.readers = [cache.open(k, self.block) for k in self.keys]
         self.pool = ThreadPoolExecutor(max_workers=min(16, len(self.keys))) if len(self.keys) > 1 else None
