@@ -17,6 +17,7 @@ import yaml
 
 from .models import ModelConfig, ModelError, micro, paper_b
 from .tasks import Task, make_task
+from .training import TrainConfig, final_tests
 
 PROFILES = ("quick", "gpu", "paper")
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,10 +104,13 @@ class Run:
     lr: dict
     seed: int
     labels: dict = field(default_factory=dict)
+    tests: dict = field(default_factory=dict)  # evaluations of the trained model (lib.training.final_tests)
 
     @property
     def id(self) -> str:
-        blob = json.dumps({k: v for k, v in self.__dict__.items() if k != "labels"}, sort_keys=True)
+        # `tests` enters the id only when set, so runs without any keep their ids
+        blob = json.dumps({k: v for k, v in self.__dict__.items()
+                           if k != "labels" and not (k == "tests" and not v)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def make_task(self) -> Task:
@@ -120,26 +124,28 @@ class Run:
 
 
 def expand_runs(spec: dict) -> list[Run]:
-    """Every grid point x seed, validated up front."""
+    """Every grid point x seed, validated up front. A grid axis names a model setting, or
+    a task setting (`task.<name>`) or a training setting (`train.<name>`, e.g. `train.lr`)."""
     grid = spec.get("grid") or {}
     keys = list(grid)
     runs = []
     eval_cfg = dict(spec.get("eval") or {})
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
-        task = dict(spec["task"])
-        model = dict(spec["model"])
+        task, model, train = dict(spec["task"]), dict(spec["model"]), dict(spec.get("train") or {})
         for k, v in point.items():
             if k.startswith("task."):
                 task[k[5:]] = v
+            elif k.startswith("train."):
+                train[k[6:]] = v
             else:
                 model[k] = v
         eval_task = dict(task, **{k: v for k, v in eval_cfg.items() if k not in ("n", "seed")})
         for seed in range(int(spec.get("seeds", 1))):
             runs.append(Run(spec["name"], task, eval_task, {"n": eval_cfg.get("n", 1000),
                                                             "seed": eval_cfg.get("seed", 1)},
-                            model, dict(spec.get("train") or {}), dict(spec.get("lr") or {}), seed,
-                            labels=dict(point)))
+                            model, train, dict(spec.get("lr") or {}), seed, labels=dict(point),
+                            tests=dict(spec.get("tests") or {})))
     check_runs(runs)
     return runs
 
@@ -153,6 +159,11 @@ def check_runs(runs: list[Run]) -> None:
             continue
         seen.add(key)
         task, eval_task = r.make_task(), r.make_eval_task()
+        try:
+            TrainConfig(**r.train).validate()
+        except TypeError as e:  # an unknown setting
+            raise ConfigError(f"{r.experiment}: bad train settings {r.train}: {e}") from None
+        final_tests.check(r.tests, task)
         cfg = r.model_config()
         cfg.validate(seq_len=max(task.seq_len, eval_task.seq_len))
         if eval_task.vocab_size != task.vocab_size:

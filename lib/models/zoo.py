@@ -6,6 +6,8 @@ keep their layer patterns at any width and depth.
 """
 from __future__ import annotations
 
+import math
+
 from .lm import ModelConfig, ModelError
 
 A_LAYER = {"TF": "attn", "SSM": "mamba"}
@@ -47,14 +49,20 @@ B_FAMILIES = {
 
 
 def paper_b(family: str, d_model: int = 1024, heads: int = 16, d_state: int = 16,
-            repeats: int | None = None, **overrides) -> ModelConfig:
+            repeats: int | None = None, depth: float = 1.0, **overrides) -> ModelConfig:
     """A Table 1 family. The Transformer is GPT-NeoX (LayerNorm, untied head); the SSMs
     and hybrids follow mamba-ssm (RMSNorm, tied embeddings, vocabulary padded to 8),
-    with GPT-NeoX attention layers that use RMSNorm inside the hybrids. No dropout."""
+    with GPT-NeoX attention layers that use RMSNorm inside the hybrids. No dropout.
+    `depth` scales every family's repeats of its layer pattern (rounded up, at least
+    one), for the reduced-scale profiles; `repeats` sets them outright."""
     if family not in B_FAMILIES:
         raise ModelError(f"unknown paper B model {family!r}; known: {', '.join(B_FAMILIES)}")
+    if not 0 < depth <= 1:
+        raise ModelError(f"depth is a fraction of Table 1's depth, in (0, 1]; got {depth}")
     pattern, default_repeats = B_FAMILIES[family]
-    layers = pattern * (default_repeats if repeats is None else repeats)
+    if repeats is None:
+        repeats = max(1, math.ceil(default_repeats * depth - 1e-9))
+    layers = pattern * repeats
     common = dict(layers=layers, d_model=d_model, heads=heads, d_state=d_state, mlp_ratio=4,
                   mlp_act="gelu", rotary_pct=0.25, emb_dropout=0.0, init="mamba_ssm")
     if family.startswith("transformer"):

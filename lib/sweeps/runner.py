@@ -37,6 +37,7 @@ from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
+from ..training.final_tests import run_tests
 from ..training.loop import lr_trials, pick_lr, trial_config
 from ..training.streams import StreamCache
 
@@ -150,9 +151,13 @@ def _train(members: list[Member], device, data_dir: Path, streams: StreamCache) 
         ident = json.dumps([[str(m.out_dir), m.run.id, m.trial, m.lr, m.seed] for m in members])
         ckpt = Path(CHECKPOINTS) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.pt"
         cfg = dataclasses.replace(cfg, checkpoint_every=cfg.data_block * max(1, 500 // cfg.data_block))
-    out = train_ensemble([m.build() for m in members], [m.task for m in members], cfg,
-                         seeds=[m.seed for m in members], lrs=[m.lr for m in members], eval_batches=evals,
-                         device=device, progress=False, streams=streams, checkpoint=ckpt)
+    models = [m.build() for m in members]
+    out = train_ensemble(models, [m.task for m in members], cfg, seeds=[m.seed for m in members],
+                         lrs=[m.lr for m in members], eval_batches=evals, device=device, progress=False,
+                         streams=streams, checkpoint=ckpt)
+    for m, model, res in zip(members, models, out):  # tests of the trained weights (paper B)
+        if not m.trial:
+            res["tests"] = run_tests(model, m.task, m.run.tests, data_dir, device)
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return out
@@ -331,7 +336,7 @@ def record(m: Member, res: dict, device) -> dict:
             "wall_s": res["wall_s"], "ensemble_members": res["members"], "device": device_name(device),
             "rank": world()[0],
             "commit": git_commit(), "eval_curve": res["history"]["eval"],
-            "train_loss": _downsample(res["history"]["train_loss"]),
+            "train_loss": _downsample(res["history"]["train_loss"]), "tests": res.get("tests", {}),
             "run": {k: v for k, v in m.run.__dict__.items() if k != "labels"}}
 
 

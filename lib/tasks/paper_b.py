@@ -15,9 +15,11 @@ from .base import Task, TaskError, pad_right
 PAD, BOS, QUERY = 0, 1, 2  # ids shared by both tasks' vocabularies
 
 
-def _next_token_layout(rows: list[list[int]], prompt_lens: list[int]):
-    """inputs = seq[:-1], targets = seq[1:], mask on the positions predicting the response."""
-    inputs = pad_right([r[:-1] for r in rows], PAD)
+def _next_token_layout(rows: list[list[int]], prompt_lens: list[int], width: int | None = None):
+    """inputs = seq[:-1], targets = seq[1:], mask on the positions predicting the response;
+    right-padded to `width` (the task's seq_len: every training batch has one shape, which
+    a CUDA graph needs) or to the longest row."""
+    inputs = pad_right([r[:-1] for r in rows], PAD, width)
     targets = pad_right([r[1:] for r in rows], PAD, inputs.shape[1])
     t = np.arange(inputs.shape[1])[None, :]
     plen = np.asarray(prompt_lens)[:, None]
@@ -53,7 +55,9 @@ class NGramRetrieval(Task):
         if self.min_len < self.n + self.k:
             raise TaskError(f"ngram: sequences of {self.min_len} symbols cannot hold an {self.n}-gram "
                             f"query and its {self.k} following symbols")
-        if self.num_symbols ** self.n < 4 * self.max_len:
+        # at fewer distinct n-grams than positions, a unique query becomes rare: the
+        # rejection sampler would spin (the paper's 30 symbols at 400 give 900 vs 399)
+        if self.num_symbols ** self.n < self.max_len:
             raise TaskError(f"ngram: vocabulary too small for the task: {self.num_symbols} symbols give "
                             f"{self.num_symbols ** self.n} distinct {self.n}-grams, too few for a unique "
                             f"query in {self.max_len} symbols")
@@ -85,7 +89,7 @@ class NGramRetrieval(Task):
             seq, p = self._draw(rng, L)
             row, plen = self.format(seq, seq[p:p + self.n], seq[p + self.n:p + self.n + self.k])
             rows.append(row), plens.append(plen), pos.append(p), lens.append(L)
-        x, y, mask = _next_token_layout(rows, plens)
+        x, y, mask = _next_token_layout(rows, plens, self.seq_len)
         return x, y, mask, {"target_pos": np.array(pos), "length": np.array(lens), "prompt_len": np.array(plens)}
 
 

@@ -269,11 +269,6 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     return out
 
 
-# Graphs train from several threads at once (lib.sweeps). PyTorch refuses to prepare a
-# replay while any thread is capturing, so captures and replays take turns.
-_GRAPH_LOCK = threading.Lock()
-
-
 @contextlib.contextmanager
 def _matmul_precision(tf32: bool):
     """TF32 or full fp32 matmuls for what runs (or is captured) inside; the flag is global."""
@@ -308,11 +303,19 @@ def _capture(train_step, static, ens, opt, step_t, tf32: bool):
         return out
     state = [ens.flat, opt.m, opt.v, opt.t, step_t]
     saved = [t.clone() for t in state]
-    for _ in range(2):
-        train_step(*static)
-    with torch.no_grad():
-        for t, s in zip(state, saved):
-            t.copy_(s)
+    # Warm-up runs under the lock too: Triton's autotuner (Mamba-2's kernels) synchronizes
+    # the device the first time it meets a kernel configuration, which fails while another
+    # thread captures. One evaluation-mode fp32 forward tunes what evaluation will meet.
+    with _GRAPH_LOCK:
+        for _ in range(2):
+            train_step(*static)
+        with torch.no_grad():
+            for t, s in zip(state, saved):
+                t.copy_(s)
+            ens.eval()
+            ens(static[0][:, :1])
+            ens.train()
+        torch.cuda.current_stream().synchronize()
     # The raw API: torch.cuda.graph() would synchronize the whole device, which breaks
     # captures running in other threads at the same time.
     graph = torch.cuda.CUDAGraph()

@@ -1,0 +1,378 @@
+"""Training speed of paper B's ~150M Table 1 models: ours against the authors' setup.
+
+For each family (Transformer, Mamba, Mamba2, HybridI by default) it trains the same model
+(`paper_b(family)`, same initialisation) on n-gram retrieval (lengths 50-100, suffix
+format) at batch 64 in three ways, in one process on one GPU:
+
+- `hf_trainer`, the authors' setup: `transformers.Trainer` with bf16 autocast, AdamW,
+  cosine schedule with 10% warm-up, clipping at 1.0, over our SequenceModel wrapped to
+  return its masked loss. A collator pads each batch of shuffled examples to its longest
+  one, labels -100 off the response, as an HF causal-LM collator does.
+- `train_loop`: the project's own `lib.training.train` (bf16 autocast, the whole step as
+  one CUDA graph), which reads its own seeded stream of the same task padded to one
+  shape, as the graph needs. Its time is the difference of a run of warmup+steps steps
+  and one of warmup steps, so start-up, capture and clean-up cancel; the loop's own data
+  drawing (in the training thread) stays in.
+- `compiled`: each layer under torch.compile (regional, dynamic lengths; mamba-ssm's
+  scans left out of the graphs), bf16 autocast, fused AdamW, and the examples sorted
+  into length buckets (cut into batches, batch order shuffled) so little is padding.
+  The warm-up steps meet every bucket shape, so no compilation should fall in the timed
+  steps (the row's note counts any). If compiling fails the same loop runs eagerly, and
+  the row says so.
+
+`hf_trainer` and `compiled` read the same pre-drawn examples. Tokens/s counts the real
+(non-pad) input tokens of the timed steps over their wall time, step end to step end
+after `warmup` steps, so each loop's own data handling counts as in a real run; padded
+tokens/s counts every position. Model FLOPs per real token are the standard
+6 N + 12 L_attn d T (N non-embedding parameters, L_attn attention layers, d the width,
+T = the task's padded length, one T for every path so that MFU ratios equal throughput
+ratios; the SSM scans' own arithmetic is not counted). MFU divides by the device's
+dense bf16 peak (None for an unknown device). Memory is torch's peak allocation.
+
+    python -m lib.sweeps.benchmark_b [--families transformer,mamba,mamba2,hybridI_1m] [--steps 30]
+        [--warmup 10] [--batch 64] [--d-model 1024] [--repeats N] [--json out.json]
+    python -m lib.sweeps.benchmark_b --device cpu --allow-cpu   # tiny functional run, no GPU
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import gc
+import importlib
+import importlib.metadata
+import json
+import math
+import random
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models import build_model, paper_b
+from ..provenance import device_name, git_commit
+from ..tasks import make_task
+from ..tasks.paper_b import PAD
+from ..training import TrainConfig, lr_factor, train
+from ..training.streams import Stream
+
+PEAK_BF16 = [("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12)]  # dense FLOP/s
+LR, WEIGHT_DECAY, WARMUP_FRAC, CLIP = 1e-4, 0.01, 0.1, 1.0  # the authors' TrainingArguments
+GPU_DEFAULTS = dict(steps=30, warmup=10, batch=64, d_model=1024, repeats=None)
+CPU_DEFAULTS = dict(steps=3, warmup=1, batch=4, d_model=64, repeats=1)
+
+
+def lm_loss(model, ids, labels):
+    """Mean cross-entropy over the response positions (labels -100 elsewhere)."""
+    return F.cross_entropy(model(ids).flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+
+
+def draw_examples(task, n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """n examples as unpadded (input ids, labels)."""
+    b = task.build(seed, n, stream="benchmark")
+    labels = torch.where(b.mask, b.targets, -100)
+    return [(b.inputs[i, :n_i], labels[i, :n_i]) for i, n_i in enumerate((b.inputs != PAD).sum(1).tolist())]
+
+
+def pad_batch(examples, multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    width = math.ceil(max(len(x) for x, _ in examples) / multiple) * multiple
+    ids = torch.full((len(examples), width), PAD, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    for i, (x, y) in enumerate(examples):
+        ids[i, :len(x)], labels[i, :len(y)] = x, y
+    return ids, labels
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free_memory(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gb(device):
+    return round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2) if device.type == "cuda" else None
+
+
+# --------------------------------------------------------------------------- the authors' setup
+
+class LossOnly(nn.Module):
+    """What Trainer calls: forward(input_ids, labels, attention_mask) -> {"loss"}; no logits
+    are returned, so none are kept or copied. Right padding needs no mask in a causal model.
+    It notes each batch's token counts as it trains on it (the collator's calls run ahead)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.last_loss, self.counts = model, None, []
+
+    def forward(self, input_ids, labels, attention_mask=None, n_real=None):
+        self.counts.append((n_real, input_ids.numel()))
+        loss = lm_loss(self.model, input_ids, labels)
+        self.last_loss = loss.detach()
+        return {"loss": loss}
+
+
+def run_hf(base, examples, args, device) -> dict:
+    import transformers
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    total, marks = args.warmup + args.steps, {}
+
+    def collate(features):  # pads to the batch's longest example, as the authors' collator does
+        ids, labels = pad_batch([(f["input_ids"], f["labels"]) for f in features])
+        return {"input_ids": ids, "labels": labels, "attention_mask": (ids != PAD).long(),
+                "n_real": int((ids != PAD).sum())}
+
+    class Clock(TrainerCallback):  # synchronises only at the two ends of the timed window
+        def on_step_end(self, _args, state, control, **kw):
+            if state.global_step in (args.warmup, total):
+                sync(device)
+                marks[state.global_step] = time.perf_counter()
+
+    warmup = {"warmup_steps": WARMUP_FRAC} if int(transformers.__version__.split(".")[0]) >= 5 \
+        else {"warmup_ratio": WARMUP_FRAC}
+    model = LossOnly(copy.deepcopy(base))
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(
+            output_dir=out, bf16=device.type == "cuda", use_cpu=device.type == "cpu",
+            per_device_train_batch_size=args.batch, max_steps=total, learning_rate=LR,
+            lr_scheduler_type="cosine", weight_decay=WEIGHT_DECAY, max_grad_norm=CLIP, report_to=[],
+            save_strategy="no", logging_steps=10 ** 6, dataloader_num_workers=0, remove_unused_columns=False,
+            disable_tqdm=True, seed=0, **warmup)
+        data = [{"input_ids": x, "labels": y} for x, y in examples]
+        trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collate, callbacks=[Clock()])
+        trainer.train()
+        optim = getattr(targs.optim, "value", targs.optim)
+    timed = model.counts[args.warmup:total]
+    return {"path": "hf_trainer", "wall_s": marks[total] - marks[args.warmup], "real": sum(c[0] for c in timed),
+            "padded": sum(c[1] for c in timed), "final_loss": float(model.last_loss),
+            "note": f"transformers {transformers.__version__}, optim {optim}"}
+
+
+# --------------------------------------------------------------------------- ours
+
+def run_train_loop(base, task, args, device) -> dict:
+    total = args.warmup + args.steps
+
+    def run(steps):
+        cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=LR, weight_decay=WEIGHT_DECAY, warmup=WARMUP_FRAC,
+                          schedule="cosine", clip=CLIP, data_block=steps, cuda_graph=True, amp="bf16")
+        sync(device)
+        t0 = time.perf_counter()
+        res = train(copy.deepcopy(base), task, cfg, seed=0, device=device, progress=False)
+        sync(device)
+        return time.perf_counter() - t0, res
+
+    run(args.warmup)  # first-call costs: cuBLAS, kernel and Triton autotuning
+    short, _ = run(args.warmup)
+    free_memory(device)  # the peak of the timed run alone
+    long, res = run(total)
+    stream = Stream(task, 0, args.batch, total, total)  # the very batches that run trained on
+    stream.expect()
+    inputs = stream.read(stream.open(), 0)[0][args.warmup:]
+    return {"path": "train_loop", "wall_s": long - short, "real": int((inputs != PAD).sum()),
+            "padded": inputs.numel(), "final_loss": res["history"]["train_loss"][-1],
+            "note": "CUDA graph" if device.type == "cuda" else "eager (no CUDA)"}
+
+
+@contextlib.contextmanager
+def opaque_mamba_kernels():
+    """Dynamo would try to trace into mamba-ssm's CUDA extension and Triton autotuners; a
+    graph break around each scan is what we want. mamba.py imports them at call time,
+    so wrapping the module attributes is enough."""
+    patched = []
+    for mod, name in [("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn"),
+                      ("mamba_ssm.ops.triton.ssd_combined", "mamba_chunk_scan_combined")]:
+        try:
+            m = importlib.import_module(mod)
+        except Exception:  # not installed (CPU machines)
+            continue
+        patched.append((m, name, getattr(m, name)))
+        setattr(m, name, torch.compiler.disable(getattr(m, name)))
+    try:
+        yield
+    finally:
+        for m, name, fn in patched:
+            setattr(m, name, fn)
+
+
+def bucket_batches(examples, batch: int, n_batches: int, warmup: int, seed: int = 0) -> list:
+    """Sort by length, cut into batches (padded to a multiple of 8, few shapes), shuffle their
+    order, then move one batch of each shape to the front: the warm-up steps meet every
+    shape, so no compilation (inductor's or Triton's) falls in the timed steps."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    batches = [pad_batch([examples[i] for i in order[k * batch:(k + 1) * batch]], 8) for k in range(n_batches)]
+    random.Random(seed).shuffle(batches)
+    head, tail = [], []
+    for b in batches:
+        new = b[0].shape[1] not in {h[0].shape[1] for h in head}
+        (head if new and len(head) < warmup else tail).append(b)
+    return head + tail
+
+
+def run_compiled(base, examples, args, device, compiled: bool) -> dict:
+    from torch._dynamo.utils import counters
+    total = args.warmup + args.steps
+    model = copy.deepcopy(base).to(device).train()
+    if compiled:
+        torch._dynamo.reset()
+        for name in ("recompile_limit", "cache_size_limit"):  # one graph serves every layer; never fall back
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, 64)
+        for layer in model.layers:  # regional: one compile per distinct block, not per layer
+            layer.compile(dynamic=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY, fused=True)
+    sched_cfg = TrainConfig(steps=total, warmup=WARMUP_FRAC, schedule="cosine")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, sched_cfg))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    batches = bucket_batches(examples, args.batch, total, args.warmup)
+    if device.type == "cuda":
+        batches = [(x.pin_memory(), y.pin_memory()) for x, y in batches]
+    graphs = {}
+    with opaque_mamba_kernels():
+        for i, (ids, labels) in enumerate(batches):
+            if i == args.warmup:
+                sync(device)
+                t0, graphs["before"] = time.perf_counter(), counters["stats"]["unique_graphs"]
+            ids, labels = ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with autocast:
+                loss = lm_loss(model, ids, labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP, foreach=True)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+        sync(device)
+    timed = batches[args.warmup:]
+    return {"path": "compiled", "wall_s": time.perf_counter() - t0,
+            "real": sum(int((x != PAD).sum()) for x, _ in timed), "padded": sum(x.numel() for x, _ in timed), "final_loss": float(loss.detach()),
+            "note": (f"torch.compile, {counters['stats']['unique_graphs']} graphs, "
+                     f"{counters['stats']['unique_graphs'] - graphs['before']} compiled while timed"
+                     if compiled else "eager")}
+
+
+def run_ours_compiled(base, examples, args, device) -> dict:
+    try:
+        return run_compiled(base, examples, args, device, compiled=not args.no_compile)
+    except Exception as e:  # mamba-ssm's custom ops may break torch.compile: record it, run eagerly
+        if args.no_compile:
+            raise
+        error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        del e
+    print(f"  torch.compile failed ({error}); running eagerly", flush=True)
+    torch._dynamo.reset()
+    free_memory(device)
+    row = run_compiled(base, examples, args, device, compiled=False)
+    return {**row, "note": f"eager: torch.compile failed ({error})"}
+
+
+# --------------------------------------------------------------------------- driver
+
+def flops_per_token(model, T: int) -> float:
+    n_attn = sum("attn" in name or name.startswith("twostream") for name in model.cfg.layers)
+    return 6 * model.num_params(non_embedding=True) + 12 * n_attn * model.cfg.d_model * T
+
+
+def versions() -> dict:
+    out = {}
+    for pkg in ("torch", "transformers", "accelerate", "mamba-ssm", "triton"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def peak_flops(name: str) -> float | None:
+    return next((v for key, v in PEAK_BF16 if key in name), None)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark_b", description=__doc__.split("\n")[0])
+    ap.add_argument("--families", default="transformer,mamba,mamba2,hybridI_1m")
+    ap.add_argument("--paths", default="hf_trainer,train_loop,compiled")
+    ap.add_argument("--steps", type=int, help="timed steps (GPU 30, CPU 3)")
+    ap.add_argument("--warmup", type=int, help="untimed steps first (GPU 10, CPU 1)")
+    ap.add_argument("--batch", type=int, help="examples per step (GPU 64, CPU 4)")
+    ap.add_argument("--d-model", type=int, help="width (GPU 1024, CPU 64)")
+    ap.add_argument("--repeats", type=int, help="repeats of the layer pattern (GPU Table 1's, CPU 1)")
+    ap.add_argument("--no-compile", action="store_true", help="the 'compiled' path without torch.compile")
+    ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    ap.add_argument("--allow-cpu", action="store_true", help="run without CUDA: tiny defaults, code paths only")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          args.device if args.device != "auto" else "cpu")
+    if device.type == "cpu" and not args.allow_cpu:
+        ap.error("this benchmark is for a GPU; pass --allow-cpu for a tiny functional run on the CPU")
+    for k, v in (GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS).items():
+        setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
+    if args.warmup < 1 or args.steps < 1:
+        ap.error("--warmup and --steps must be at least 1")
+    if device.type == "cuda" and torch.cuda.device_count() > 1:  # Trainer would wrap the model in DataParallel
+        ap.error("one GPU only: set CUDA_VISIBLE_DEVICES=0")
+    task, paths = make_task("ngram"), args.paths.split(",")
+    examples = draw_examples(task, args.batch * (args.warmup + args.steps))
+    peak = peak_flops(device_name(device)) if device.type == "cuda" else None
+    rows, errors = [], []
+    for family in args.families.split(","):
+        base = build_model(paper_b(family, d_model=args.d_model, repeats=args.repeats), task.vocab_size, seed=0)
+        fpt = flops_per_token(base, task.seq_len)
+        print(f"{family}: {base.num_params(non_embedding=True) / 1e6:.1f}M non-embedding parameters", flush=True)
+        runs = {"hf_trainer": lambda: run_hf(base, examples, args, device),
+                "train_loop": lambda: run_train_loop(base, task, args, device),
+                "compiled": lambda: run_ours_compiled(base, examples, args, device)}
+        for path in paths:
+            free_memory(device)
+            try:
+                r = runs[path]()
+            except Exception as e:  # keep the other rows of a long GPU run
+                errors.append({"family": family, "path": path, "error": f"{type(e).__name__}: {e}"[:500]})
+                print(f"  {path} FAILED: {errors[-1]['error']}", flush=True)
+                continue
+            tps = r["real"] / r["wall_s"]
+            rows.append({"family": family, **r, "tokens_per_s": round(tps), "padded_tokens_per_s":
+                         round(r["padded"] / r["wall_s"]), "step_ms": round(1e3 * r["wall_s"] / args.steps, 2),
+                         "pad_frac": round(1 - r["real"] / r["padded"], 3),
+                         "mfu": round(tps * fpt / peak, 4) if peak else None, "peak_mem_gb": peak_gb(device),
+                         "flops_per_token": fpt})
+            print(f"  {path}: {rows[-1]['tokens_per_s']} tokens/s, {rows[-1]['step_ms']} ms/step, "
+                  f"loss {r['final_loss']:.3f} ({r['note']})", flush=True)
+        base_row = next((r for r in rows if r["family"] == family and r["path"] == "hf_trainer"), None)
+        for r in rows:
+            if r["family"] == family and base_row:
+                r["speedup_vs_hf"] = round(r["tokens_per_s"] / base_row["tokens_per_s"], 2)
+        del base
+    print(f"\n{device_name(device)}: paper B Table 1 models, n-gram retrieval, batch {args.batch}, "
+          f"{args.steps} timed steps after {args.warmup}")
+    head = ("family", "path", "tok/s", "padded tok/s", "ms/step", "pad %", "MFU %", "peak GB", "x HF", "loss")
+    print("{:12s} {:11s} {:>9s} {:>13s} {:>8s} {:>6s} {:>6s} {:>8s} {:>5s} {:>6s}".format(*head))
+    for r in rows:
+        mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}"
+        print(f"{r['family']:12s} {r['path']:11s} {r['tokens_per_s']:9d} {r['padded_tokens_per_s']:13d} "
+              f"{r['step_ms']:8.1f} {100 * r['pad_frac']:6.1f} {mfu:>6} "
+              f"{r['peak_mem_gb'] if r['peak_mem_gb'] is not None else '-':>8} "
+              f"{r.get('speedup_vs_hf', '-'):>5} {r['final_loss']:6.3f}")
+    best = {f: max((r.get("speedup_vs_hf", 0) for r in rows if r["family"] == f and r["path"] != "hf_trainer"),
+                   default=None) for f in args.families.split(",")}
+    print("best speedup over the HF Trainer (target 1.5x): " + ", ".join(f"{f} {s}x" for f, s in best.items()))
+    if args.json:
+        settings = {k: getattr(args, k) for k in ("families", "paths", "steps", "warmup", "batch", "d_model",
+                                                  "repeats", "no_compile")}
+        with open(args.json, "w") as f:
+            json.dump({"device": device_name(device), **versions(),
+                       "commit": git_commit(), "peak_bf16_flops": peak, "task": task.config(),
+                       "flops_formula": "6 N_non_embedding + 12 L_attn d_model T, T = task seq_len",
+                       "settings": settings, "best_speedup_vs_hf": best, "rows": rows, "errors": errors}, f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

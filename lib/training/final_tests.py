@@ -1,0 +1,89 @@
+"""Tests of a trained model beyond its validation set (paper B, spec B.2 and B.4), run
+by the sweep runner once a run has trained and stored in its record under `tests`.
+
+An experiment asks for them in params.yaml:
+
+    tests:
+      extrapolation: {lengths: [100, 200, 400], n: 2000}   # greedy exact match per test length
+      duplicates: {segments: [2, 3, 4, 10], n: 2000}       # error and preference per segment
+
+Both greedy-decode the k response tokens (temperature 0), fixing the released code's
+scoring bugs (spec B.4): extrapolation compares the k new tokens, not the whole decoded
+sequence, and duplicates runs at L = 100 with one segment count at a time.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from ..tasks import Task, TaskError, eval_set, make_task
+from ..tasks.paper_b import NGramRetrieval
+from .metrics import greedy_decode, response
+
+EVAL_SEED = 2  # the test sets' seed: never a validation set's (seed 1)
+
+
+def extrapolation(model, task: Task, data_dir: Path, *, lengths: list[int], n: int = 2000,
+                  device=None) -> dict[str, float]:
+    """Greedy exact match of the k response tokens at each test length L (sequences of
+    exactly L symbols, the run's format)."""
+    out = {}
+    for L in lengths:
+        test = dataclasses.replace(task, min_len=int(L), max_len=int(L))
+        batch = eval_set(test, n, EVAL_SEED, data_dir)
+        prompts, expected = response(batch, task.k)
+        out[str(L)] = (greedy_decode(model, prompts, task.k, device=device) == expected).all(1).float().mean().item()
+    return out
+
+
+def duplicates(model, task: Task, data_dir: Path, *, segments: list[int], n: int = 2000,
+               length: int = 100, device=None) -> dict[str, dict]:
+    """The query occurs in each of s segments, each time with another continuation. Per s:
+    `preference[j]` = share of examples whose greedy output is segment j's continuation,
+    `error` = share matching none (spec B.2)."""
+    out = {}
+    for s in segments:
+        test = make_task("ngram_duplicates", num_symbols=task.num_symbols, n=task.n, k=task.k,
+                         prefix=task.prefix, segments=int(s), length=length)
+        batch = eval_set(test, n, EVAL_SEED, data_dir)
+        prompts, _ = response(batch, task.k)
+        got = greedy_decode(model, prompts, task.k, device=device).numpy()  # [n, k]
+        hits = (got[:, None, :] == batch.meta["segment_targets"]).all(-1)  # [n, s]
+        out[str(s)] = {"error": float(1 - hits.any(1).mean()), "preference": hits.mean(0).round(6).tolist()}
+    return out
+
+
+TESTS = {"extrapolation": extrapolation, "duplicates": duplicates}
+
+
+def check(tests: dict, task: Task) -> None:
+    """Refuse unknown tests or tasks they cannot test, before any training."""
+    for name, settings in (tests or {}).items():
+        if name not in TESTS:
+            raise TaskError(f"unknown test {name!r}; tests are {', '.join(TESTS)}")
+        if type(task) is not NGramRetrieval:
+            raise TaskError(f"the {name} test needs the ngram task, not {task.name!r}")
+        bad = set(settings) - {"lengths", "segments", "n", "length"}
+        if bad:
+            raise TaskError(f"test {name!r} has no setting {', '.join(sorted(bad))}")
+        if name == "extrapolation":
+            for L in settings["lengths"]:
+                dataclasses.replace(task, min_len=int(L), max_len=int(L))  # validates
+        if name == "duplicates":
+            for s in settings["segments"]:
+                make_task("ngram_duplicates", num_symbols=task.num_symbols, n=task.n, k=task.k,
+                          segments=int(s), length=int(settings.get("length", 100)))
+
+
+def run_tests(model, task: Task, tests: dict, data_dir: Path, device=None) -> dict:
+    """Every requested test of one trained model, in fp32 on `device`."""
+    if not tests:
+        return {}
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device)
+    with torch.autocast(device.type, enabled=False):
+        return {name: TESTS[name](model, task, Path(data_dir), device=device, **settings)
+                for name, settings in tests.items()}
+

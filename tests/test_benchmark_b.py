@@ -1,0 +1,25 @@
+"""Paper B's speed benchmark runs end to end on the CPU (tiny model): the HF Trainer
+baseline and our two paths all train, and the JSON holds what the GPU run reports."""
+import json
+import math
+
+import pytest
+
+pytest.importorskip("accelerate")  # transformers' Trainer needs it
+
+
+def test_benchmark_b_runs_on_cpu(tmp_path):
+    from lib.sweeps.benchmark_b import main
+
+    out = tmp_path / "bench.json"
+    main(["--device", "cpu", "--allow-cpu", "--families", "transformer", "--steps", "2", "--batch", "2",
+          "--json", str(out)])
+    report = json.loads(out.read_text())
+    rows = {r["path"]: r for r in report["rows"]}
+    assert set(rows) == {"hf_trainer", "train_loop", "compiled"}
+    for r in rows.values():
+        assert r["family"] == "transformer"
+        assert math.isfinite(r["final_loss"]) and 0 < r["tokens_per_s"] <= r["padded_tokens_per_s"]
+        assert 0 <= r["pad_frac"] < 1 and r["speedup_vs_hf"] > 0
+    assert rows["hf_trainer"]["speedup_vs_hf"] == 1.0
+    assert report["settings"]["batch"] == 2 and report["commit"]
