@@ -10,6 +10,11 @@ ensembles and the first writes the tables (a cluster: torchrun's --nnodes/--rdzv
 with data/results on a shared file system or gathered to the first process):
 
     torchrun --nproc-per-node 4 -m lib.sweeps --profile gpu --experiments all
+
+Paper B's models are trained one per ensemble, each from its own thread; threads of one
+process share the Python interpreter, so several processes per GPU keep the GPUs busier:
+
+    COMPANION_CONCURRENT=4 torchrun --nproc-per-node 16 -m lib.sweeps ...   # 4 GPUs x 4 processes
 """
 import argparse
 import datetime
@@ -30,7 +35,9 @@ ap.add_argument("--time-budget", type=float, default=None, help="seconds after w
 args = ap.parse_args()
 if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # started by torchrun: one process per GPU
     if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        # several processes may share a GPU (--nproc-per-node a multiple of the GPUs): each
+        # process's threads share one Python interpreter, so more processes, less GIL waiting
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     # gloo, also on GPUs: processes exchange only small Python objects (trial losses, run
     # records), and may wait long for each other between phases
     dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))

@@ -329,6 +329,28 @@ def learning_rate(run: Run, out_dir: Path) -> float:
     return float(grid[0]) if len(grid) == 1 else float(_read_json(out_dir / "lrs.json")[lr_key(run)]["lr"])
 
 
+def write_snapshots(path: Path, snapshots: dict) -> None:
+    """A run's embedding snapshots, runs/<id>.npz: `rows_<fraction>` [tokens, d] in float16
+    and `step_<fraction>` (too large for the JSON record; only on the writing process's disk)."""
+    arrays = {}
+    for frac, snap in snapshots.items():
+        arrays[f"rows_{frac}"] = snap["rows"].numpy().astype(np.float16)
+        arrays[f"step_{frac}"] = np.int64(snap["step"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_snapshots(run_json: str | Path) -> dict[str, tuple[int, np.ndarray]]:
+    """{fraction: (step, rows)} of a run's snapshots; {} if it has none."""
+    path = Path(run_json).with_suffix(".npz")
+    if not path.exists():
+        return {}
+    z = np.load(path)
+    return {k[5:]: (int(z[f"step_{k[5:]}"]), z[k].astype(np.float32)) for k in z.files if k.startswith("rows_")}
+
+
 def record(m: Member, res: dict, device) -> dict:
     return {"id": m.run.id, "experiment": m.run.experiment, "labels": m.run.labels, "seed": m.run.seed,
             "params": m.probe.num_params(), "params_non_embedding": m.probe.num_params(non_embedding=True),
@@ -337,6 +359,7 @@ def record(m: Member, res: dict, device) -> dict:
             "rank": world()[0],
             "commit": git_commit(), "eval_curve": res["history"]["eval"],
             "train_loss": _downsample(res["history"]["train_loss"]), "tests": res.get("tests", {}),
+            "snapshot_steps": {f: snap["step"] for f, snap in (res.get("snapshots") or {}).items()},
             "run": {k: v for k, v in m.run.__dict__.items() if k != "labels"}}
 
 
@@ -358,6 +381,8 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
     def on_done(ens, results):
         for m, res in zip(ens, results):
             path = m.out_dir / "runs" / f"{m.run.id}.json"
+            if res.get("snapshots"):  # before the record: a record means the run is complete
+                write_snapshots(path.with_suffix(".npz"), res["snapshots"])
             written.append((str(path), record(m, res, device)))
             _write_json(path, written[-1][1])
 

@@ -84,6 +84,10 @@ class Task:
             object.__setattr__(self, "_idx", cache)
         return cache
 
+    def snapshot_tokens(self) -> list[int]:
+        """Tokens whose embeddings a run may record during training (paper B's position tokens)."""
+        return []
+
     def decode(self, ids) -> list[str]:
         toks = self.tokens()
         return [toks[int(i)] for i in ids]

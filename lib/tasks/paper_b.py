@@ -171,6 +171,10 @@ class PositionRetrieval(Task):
     def position_token(self, i) -> np.ndarray:
         return 3 + self.num_symbols + np.asarray(i)
 
+    def snapshot_tokens(self) -> list[int]:
+        """<p_0> ... <p_{S-1}>: their embeddings show how a model lays out positions (Figs 9-11)."""
+        return self.position_token(np.arange(self.num_symbols)).tolist()
+
     def _sample(self, rng, n):
         S = self.num_symbols
         seq = np.argsort(rng.random((n, S)), axis=1)  # a permutation per row

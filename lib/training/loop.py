@@ -52,6 +52,9 @@ class TrainConfig:
     cuda_graph: bool = True  # capture the training step on CUDA
     amp: str | None = None  # "bf16" for autocast on CUDA
     tf32: bool = False  # TF32 matmuls on CUDA (fp32 range, 10-bit mantissa), for the widest models
+    eval_by: str | None = None  # a metadata key: evaluations also give exact match per its value
+    snapshot_embeddings: bool = False  # keep the task's snapshot_tokens() embedding rows at each evaluation
+    snapshots: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # fractions of a run's steps to return them at
 
     def validate(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -179,6 +182,7 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     factor = torch.zeros((), device=device)
     losses = torch.zeros(cfg.steps, M, device=device)
     evals: list[list[dict]] = [[] for _ in range(M)]
+    kept: list[list[tuple[int, torch.Tensor]]] = [[] for _ in range(M)]  # (step, embedding rows)
     stopped_at = [None] * M
     step, t0 = 0, time.time()
     ckpt = Path(checkpoint) if checkpoint else None
@@ -187,10 +191,11 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
         ens.load_state_dict(state["model"])
         opt.load(state["opt"])
         step, evals, stopped_at = state["step"], state["evals"], state["stopped_at"]
+        kept = state.get("kept", kept)
         losses[:step] = state["losses"][:step]
         active.copy_(state["active"])
         step_t.fill_(step)
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it
 
     data = MemberStreams(tasks, seeds, cfg.batch_size, cfg.data_block, cfg.steps, streams, start_step=step)
     autocast = _autocast(cfg, device)
@@ -210,11 +215,22 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     use_graph = cfg.cuda_graph and device.type == "cuda"
     bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not progress, leave=False)
 
+    gate_names = [n for n in ens.names if n.endswith(".beta")]  # two-stream blocks' gates
+    snap_rows = list(tasks[0].snapshot_tokens()) if cfg.snapshot_embeddings else []
+
     def run_eval():
-        metrics = evaluate_ensemble(ens, eval_batches, batch_size=cfg.eval_batch_size)
+        with autocast:  # evaluation in the training precision (bf16 under amp)
+            metrics = evaluate_ensemble(ens, eval_batches, batch_size=cfg.eval_batch_size, by=cfg.eval_by)
+        with torch.no_grad():
+            gates = torch.stack([ens.p(n).reshape(M) for n in gate_names], 1).tanh().abs().tolist() \
+                if gate_names else None
+            rows = ens.p("embed.weight")[:, snap_rows].float().cpu() if snap_rows else None
         for i, m in enumerate(metrics):
             if m is not None and stopped_at[i] is None:
-                evals[i].append({"step": step, "examples": step * cfg.batch_size, **m})
+                evals[i].append({"step": step, "examples": step * cfg.batch_size, **m,
+                                 **({"gates": [round(g, 6) for g in gates[i]]} if gates else {})})
+                if rows is not None:
+                    kept[i].append((step, rows[i].clone()))
         return metrics
 
     while step < cfg.steps and stopped_at.count(None):
@@ -247,7 +263,7 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
         if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": ens.state_dict(), "opt": opt.state(), "step": step,
-                        "evals": evals, "stopped_at": stopped_at, "losses": losses[:step].cpu(),
+                        "evals": evals, "kept": kept, "stopped_at": stopped_at, "losses": losses[:step].cpu(),
                         "active": active.cpu(), "torch_rng": torch.get_rng_state()}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
     bar.close()
@@ -264,6 +280,7 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
                 "examples": [s * cfg.batch_size for s in range(1, n_steps + 1)],
                 "train_loss": loss_hist[i][:n_steps], "eval": evals[i]}
         out.append({"history": hist, "final": evals[i][-1] if evals[i] else {}, "steps": n_steps,
+                    "snapshots": pick_snapshots(kept[i], n_steps, cfg.snapshots),
                     "early_stopped": stopped_at[i] is not None, "wall_s": wall / M, "ensemble_wall_s": wall,
                     "members": M, "config": dataclasses.asdict(dataclasses.replace(cfg, lr=lrs[i]))})
     return out
@@ -278,6 +295,17 @@ def _matmul_precision(tf32: bool):
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def pick_snapshots(kept: list[tuple[int, torch.Tensor]], steps: int, fractions) -> dict[str, dict]:
+    """The kept embedding rows nearest to each fraction of a run's `steps` (paper B's
+    snapshots at 25/50/75/100% of training: a run that stops early is cut at its own end)."""
+    out = {}
+    for f in fractions if kept else ():
+        target = f * steps
+        step, rows = min(kept, key=lambda sr: (abs(sr[0] - target), sr[0]))
+        out[f"{f:g}"] = {"step": step, "rows": rows}
+    return out
 
 
 # Ensembles capture and replay graphs from several threads at once (lib.sweeps): captures

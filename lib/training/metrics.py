@@ -2,6 +2,7 @@
 response (teacher-forced), and greedy decoding of the response (paper B)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -40,9 +41,12 @@ def evaluate(model, batch: Batch, batch_size: int = 512, device=None) -> dict:
 
 
 @torch.no_grad()
-def evaluate_ensemble(ens, batches: list[Batch | None], batch_size: int = 512) -> list[dict | None]:
+def evaluate_ensemble(ens, batches: list[Batch | None], batch_size: int = 512,
+                      by: str | None = None) -> list[dict | None]:
     """`evaluate` for every member of an ensemble at once, each on its own evaluation
-    set (all of one size); None where a member has none."""
+    set (all of one size); None where a member has none. With `by`, a per-example
+    metadata key holding small integers (e.g. paper B's target position), each member's
+    metrics also hold `exact_by_<by>`: exact match per value 0..max (None where no example)."""
     present = [b for b in batches if b is not None]
     if not present:
         return [None] * len(batches)
@@ -66,7 +70,18 @@ def evaluate_ensemble(ens, batches: list[Batch | None], batch_size: int = 512) -
     ens.train(was_training)
     out = [{"token_acc": acc[i].mean().item(), "exact_match": exact[i].mean().item(),
             "loss": ls[i].sum().item() / max(int(ln[i].sum()), 1)} for i in range(len(batches))]
+    if by is not None:
+        for o, b, e in zip(out, filled, exact.cpu().numpy()):
+            o[f"exact_by_{by}"] = per_value(b.meta[by], e)
     return [o if b is not None else None for o, b in zip(out, batches)]
+
+
+def per_value(keys, values) -> list[float | None]:
+    """Mean of `values` for each integer key 0..max(keys), None where a key never occurs."""
+    keys = np.asarray(keys, dtype=np.int64)
+    n = np.bincount(keys, minlength=keys.max() + 1)
+    total = np.bincount(keys, weights=np.asarray(values, dtype=np.float64), minlength=len(n))
+    return [round(float(t / c), 6) if c else None for t, c in zip(total, n)]
 
 
 @torch.no_grad()
