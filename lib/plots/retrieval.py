@@ -370,16 +370,18 @@ def extrapolation_figure(suffix: pd.DataFrame, prefix: pd.DataFrame, names: list
     return fig
 
 
-def extrapolation_table(tables: dict[str, pd.DataFrame], names: list[str]) -> pd.DataFrame:
-    """Mean greedy exact match over seeds, one row per model and format, one column per length."""
+def _wide_by_model(tables: dict[str, pd.DataFrame], names: list[str], long_of, column: str, value: str,
+                   prefix: str) -> pd.DataFrame:
+    """Mean `value` over seeds, one row per model and format (in `names` order), one column
+    per value of `column` (headed `prefix`<value>)."""
     parts = []
     for fmt, table in tables.items():
-        long = extrapolation_long(table)
+        long = long_of(table)
         long = long[long["name"].isin(names)]
         if long.empty:
             continue
-        w = long.groupby(["name", "length"])["exact_match"].mean().unstack("length").round(3)
-        w.columns = [f"L={c}" for c in w.columns]
+        w = long.groupby(["name", column])[value].mean().unstack(column).round(3)
+        w.columns = [f"{prefix}{c}" for c in w.columns]
         w = w.reset_index()
         w.insert(1, "format", fmt)
         parts.append(w)
@@ -391,6 +393,11 @@ def extrapolation_table(tables: dict[str, pd.DataFrame], names: list[str]) -> pd
     out = out.sort_values(["order", "fmt"], kind="stable").drop(columns=["order", "fmt"])
     out.insert(0, "model", out.pop("name").map(label))
     return out.reset_index(drop=True)
+
+
+def extrapolation_table(tables: dict[str, pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """Mean greedy exact match over seeds, one row per model and format, one column per length."""
+    return _wide_by_model(tables, names, extrapolation_long, "length", "exact_match", "L=")
 
 
 # --------------------------------------------------------------------------- duplicated queries
@@ -504,25 +511,7 @@ def preference_figure(rows: dict[str, pd.DataFrame], names: list[str], what: str
 
 def error_table(tables: dict[str, pd.DataFrame], names: list[str]) -> pd.DataFrame:
     """Mean error rate over seeds, one row per model and format, one column per s."""
-    parts = []
-    for fmt, table in tables.items():
-        long = duplicates_long(table)
-        long = long[long["name"].isin(names)]
-        if long.empty:
-            continue
-        w = long.groupby(["name", "segments"])["error"].mean().unstack("segments").round(3)
-        w.columns = [f"s={c}" for c in w.columns]
-        w = w.reset_index()
-        w.insert(1, "format", fmt)
-        parts.append(w)
-    if not parts:
-        return pd.DataFrame(columns=["model", "format"])
-    out = pd.concat(parts, ignore_index=True)
-    out["order"] = out["name"].map({n: i for i, n in enumerate(names)})
-    out["fmt"] = out["format"].map({f: i for i, f in enumerate(tables)})
-    out = out.sort_values(["order", "fmt"], kind="stable").drop(columns=["order", "fmt"])
-    out.insert(0, "model", out.pop("name").map(label))
-    return out.reset_index(drop=True)
+    return _wide_by_model(tables, names, duplicates_long, "segments", "error", "s=")
 
 
 # --------------------------------------------------------------------------- tables
