@@ -20,22 +20,29 @@ import torch
 
 from ..tasks import Task, TaskError, eval_set, make_task
 from ..tasks.paper_b import NGramRetrieval
-from .metrics import greedy_decode, response
+from .metrics import greedy_decode, greedy_exact_match, response
 
 EVAL_SEED = 2  # the test sets' seed: never a validation set's (seed 1)
+
+
+def length_task(task: NGramRetrieval, length: int) -> NGramRetrieval:
+    """The run's task (its format) at exactly `length` symbols."""
+    return dataclasses.replace(task, min_len=int(length), max_len=int(length))
+
+
+def duplicates_task(task: NGramRetrieval, segments: int, length: int = 100) -> Task:
+    """The run's task with its query in each of `segments` segments of `length` symbols."""
+    return make_task("ngram_duplicates", num_symbols=task.num_symbols, n=task.n, k=task.k,
+                     prefix=task.prefix, segments=int(segments), length=int(length))
 
 
 def extrapolation(model, task: Task, data_dir: Path, *, lengths: list[int], n: int = 2000,
                   device=None) -> dict[str, float]:
     """Greedy exact match of the k response tokens at each test length L (sequences of
     exactly L symbols, the run's format)."""
-    out = {}
-    for L in lengths:
-        test = dataclasses.replace(task, min_len=int(L), max_len=int(L))
-        batch = eval_set(test, n, EVAL_SEED, data_dir)
-        prompts, expected = response(batch, task.k)
-        out[str(L)] = (greedy_decode(model, prompts, task.k, device=device) == expected).all(1).float().mean().item()
-    return out
+    return {str(L): greedy_exact_match(model, eval_set(length_task(task, L), n, EVAL_SEED, data_dir), task.k,
+                                       device=device)
+            for L in lengths}
 
 
 def duplicates(model, task: Task, data_dir: Path, *, segments: list[int], n: int = 2000,
@@ -45,9 +52,7 @@ def duplicates(model, task: Task, data_dir: Path, *, segments: list[int], n: int
     `error` = share matching none (spec B.2)."""
     out = {}
     for s in segments:
-        test = make_task("ngram_duplicates", num_symbols=task.num_symbols, n=task.n, k=task.k,
-                         prefix=task.prefix, segments=int(s), length=length)
-        batch = eval_set(test, n, EVAL_SEED, data_dir)
+        batch = eval_set(duplicates_task(task, s, length), n, EVAL_SEED, data_dir)
         prompts, _ = response(batch, task.k)
         got = greedy_decode(model, prompts, task.k, device=device).numpy()  # [n, k]
         hits = (got[:, None, :] == batch.meta["segment_targets"]).all(-1)  # [n, s]
@@ -68,13 +73,10 @@ def check(tests: dict, task: Task) -> None:
         bad = set(settings) - {"lengths", "segments", "n", "length"}
         if bad:
             raise TaskError(f"test {name!r} has no setting {', '.join(sorted(bad))}")
-        if name == "extrapolation":
-            for L in settings["lengths"]:
-                dataclasses.replace(task, min_len=int(L), max_len=int(L))  # validates
-        if name == "duplicates":
-            for s in settings["segments"]:
-                make_task("ngram_duplicates", num_symbols=task.num_symbols, n=task.n, k=task.k,
-                          segments=int(s), length=int(settings.get("length", 100)))
+        for L in settings.get("lengths", []) if name == "extrapolation" else []:
+            length_task(task, L)  # building a task validates it
+        for s in settings.get("segments", []) if name == "duplicates" else []:
+            duplicates_task(task, s, settings.get("length", 100))
 
 
 def run_tests(model, task: Task, tests: dict, data_dir: Path, device=None) -> dict:
