@@ -51,7 +51,7 @@ def footer(prov: dict) -> str:
     runs, done = prov.get("runs", "?"), prov.get("runs_finished", prov.get("runs"))
     count = f"{runs} runs" if done == runs else f"{done} of {runs} runs finished"
     if "sweep_wall_s" in prov:  # the wall time of sweeps that trained many experiments at once
-        return head + f"{count}, from sweeps of {prov['sweep_wall_s'] / 60:.1f} min wall (all experiments)"
+        return head + f"{count}, from sweeps of {prov['sweep_wall_s'] / 60:.1f} min wall (experiments trained together)"
     minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
     return head + f"{count}, {minutes:.1f} min of training"
 

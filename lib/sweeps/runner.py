@@ -330,11 +330,14 @@ def learning_rate(run: Run, out_dir: Path) -> float:
 
 
 def write_snapshots(path: Path, snapshots: dict) -> None:
-    """A run's embedding snapshots, runs/<id>.npz: `rows_<fraction>` [tokens, d] in float16
-    and `step_<fraction>` (too large for the JSON record; only on the writing process's disk)."""
+    """A run's embedding snapshots, runs/<id>.npz: `rows_<fraction>` [tokens, d] of the
+    input embedding, `out_<fraction>` of an untied output head, in float16, and
+    `step_<fraction>` (too large for the JSON record; only on the writing process's disk)."""
     arrays = {}
     for frac, snap in snapshots.items():
         arrays[f"rows_{frac}"] = snap["rows"].numpy().astype(np.float16)
+        if snap.get("out_rows") is not None:
+            arrays[f"out_{frac}"] = snap["out_rows"].numpy().astype(np.float16)
         arrays[f"step_{frac}"] = np.int64(snap["step"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
@@ -342,13 +345,18 @@ def write_snapshots(path: Path, snapshots: dict) -> None:
     tmp.replace(path)
 
 
-def load_snapshots(run_json: str | Path) -> dict[str, tuple[int, np.ndarray]]:
-    """{fraction: (step, rows)} of a run's snapshots; {} if it has none."""
+def load_snapshots(run_json: str | Path, table: str = "input") -> dict[str, tuple[int, np.ndarray]]:
+    """{fraction: (step, rows)} of a run's snapshots; {} if it has none. `table` "output"
+    gives the output head's rows, which are the input rows where the two are tied."""
+    if table not in ("input", "output"):
+        raise ValueError(f"table is 'input' or 'output', not {table!r}")
     path = Path(run_json).with_suffix(".npz")
     if not path.exists():
         return {}
     z = np.load(path)
-    return {k[5:]: (int(z[f"step_{k[5:]}"]), z[k].astype(np.float32)) for k in z.files if k.startswith("rows_")}
+    fracs = [k[5:] for k in z.files if k.startswith("rows_")]
+    pick = lambda f: f"out_{f}" if table == "output" and f"out_{f}" in z.files else f"rows_{f}"  # noqa: E731
+    return {f: (int(z[f"step_{f}"]), z[pick(f)].astype(np.float32)) for f in fracs}
 
 
 def record(m: Member, res: dict, device) -> dict:
@@ -421,8 +429,8 @@ def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: flo
     prov.update(runs=len(runs), runs_finished=len(records), resumed=resumed,
                 train_wall_s=float(sum(r["wall_s"] for r in records)),
                 run_commits=sorted({r.get("commit", "unrecorded") for r in records}))
-    sweeps = read_sweep_log(out_dir.parent)
-    if sweeps:  # experiments train together: the wall time of the sweeps that trained this profile
+    sweeps = [s for s in read_sweep_log(out_dir.parent) if out_dir.name in s["experiments"]]
+    if sweeps:  # experiments train together: the wall time of the sweeps that trained this one
         prov["sweep_wall_s"] = float(sum(s["wall_s"] for s in sweeps))
         prov["sweeps"] = len(sweeps)
     _write_json(out_dir / "provenance.json", prov)
