@@ -57,13 +57,14 @@ def interleave_n(name: str) -> int:
 
 # ---- from run tables to each model's records ----------------------------------------------------
 
-def by_model(table: pd.DataFrame | None, by: tuple[str, ...] = ("name",)) -> dict:
+def by_model(table: pd.DataFrame | None, by: tuple[str, ...] = ("name",), threshold: float = EARLY_STOP) -> dict:
     """{model key: [records of its best learning rate]}; the key is the name, or a tuple of
-    the `by` columns. Empty for a missing or empty table."""
+    the `by` columns. Empty for a missing or empty table. `threshold`: the runs' early-stop
+    level (best_lr)."""
     if table is None or table.empty or "name" not in table.columns:
         return {}
     by = tuple(c for c in by if c in table.columns)
-    chosen = best_lr(table, by, threshold=EARLY_STOP)
+    chosen = best_lr(table, by, threshold=threshold)
     out = {}
     for key, group in chosen.groupby(list(by), sort=True):
         key = key if len(by) > 1 else (key[0] if isinstance(key, tuple) else key)
@@ -71,11 +72,11 @@ def by_model(table: pd.DataFrame | None, by: tuple[str, ...] = ("name",)) -> dic
     return out
 
 
-def state_models(ngram: pd.DataFrame | None, state: pd.DataFrame | None) -> dict:
+def state_models(ngram: pd.DataFrame | None, state: pd.DataFrame | None, threshold: float = EARLY_STOP) -> dict:
     """{(ssm name, d_state): records}: state 16 from the main sweep (its default), the larger
-    states from B-ngram-state."""
-    out = {(n, 16): r for n, r in by_model(ngram).items() if n in SSMS}
-    for key, r in by_model(state, ("name", "d_state")).items():
+    states from B-ngram-state (or B-position-state)."""
+    out = {(n, 16): r for n, r in by_model(ngram, threshold=threshold).items() if n in SSMS}
+    for key, r in by_model(state, ("name", "d_state"), threshold).items():
         if isinstance(key, tuple):  # (a table without a d_state column has no larger states)
             out[(key[0], int(key[1]))] = r
     return out

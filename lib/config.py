@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .models import ModelConfig, ModelError, micro, paper_b
+from .models import ModelConfig, ModelError, micro, mini, paper_b
 from .tasks import Task, make_task
 from .training import TrainConfig, final_tests
 
@@ -84,11 +84,13 @@ def model_config(spec: dict) -> ModelConfig:
             return micro(spec.pop("arch"), **spec)
         if family == "paper_b":
             return paper_b(spec.pop("name"), **spec)
+        if family == "mini":
+            return mini(spec.pop("arch"), **spec)
     except TypeError as e:  # an unknown keyword
         raise ModelError(f"bad model settings {spec}: {e}") from None
     except KeyError as e:
         raise ModelError(f"model family {family!r} needs the setting {e}") from None
-    raise ModelError(f"unknown model family {family!r}; use 'micro' (paper A) or 'paper_b'")
+    raise ModelError(f"unknown model family {family!r}; use 'micro' or 'mini' (paper A) or 'paper_b'")
 
 
 @dataclass

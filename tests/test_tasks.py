@@ -555,3 +555,22 @@ def test_eval_set_cache_roundtrip(name, settings, tmp_path, monkeypatch):
     assert not same_batch(first, other)
     eval_set(task, 12, 2, tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 3
+
+
+def test_packed_decode_recall_is_independent_examples_back_to_back():
+    """Paper A's mini training (spec A.5): examples of length 20-50 packed into 220 tokens,
+    each one's targets those of the unpacked oracle on its own tokens, then <null> padding."""
+    task = make_task("decode_recall", length=220, pack_min=20, pack_max=50)
+    b = task.build(seed=5, n=50)
+    lengths = []
+    for r, (x, y) in enumerate(zip(rows(task, b.inputs), rows(task, b.targets))):
+        bounds = [int(s) for s in b.meta["starts"][r] if s >= 0]  # example starts, then the padding's
+        assert bounds[0] == 0 and 220 - 50 < bounds[-1] <= 220
+        for a, e in zip(bounds, bounds[1:]):
+            assert 20 <= e - a <= 50
+            assert y[a:e] == oracle_decode_recall(task, x[a:e], {})
+            lengths.append(e - a)
+        assert x[bounds[-1]:] == y[bounds[-1]:] == [NULL] * (220 - bounds[-1])
+    assert min(lengths) < 25 and max(lengths) > 45
+    with pytest.raises(TaskError, match="packed example lengths"):
+        make_task("decode_recall", length=40, pack_min=20, pack_max=50).validate()

@@ -1,8 +1,8 @@
 from .attention import AttentionLayer
 from .lm import INITS, LAYERS, ModelConfig, ModelError, SequenceModel, build_model
 from .mamba import Mamba, Mamba2, cuda_kernels_available, selective_scan_ref, ssd_scan_ref
-from .zoo import B_FAMILIES, arch_layers, micro, paper_b
+from .zoo import B_FAMILIES, arch_layers, micro, mini, paper_b
 
 __all__ = ["AttentionLayer", "INITS", "LAYERS", "ModelConfig", "ModelError", "SequenceModel", "build_model",
            "Mamba", "Mamba2", "cuda_kernels_available", "selective_scan_ref", "ssd_scan_ref",
-           "B_FAMILIES", "arch_layers", "micro", "paper_b"]
+           "B_FAMILIES", "arch_layers", "micro", "mini", "paper_b"]

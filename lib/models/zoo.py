@@ -72,3 +72,30 @@ def paper_b(family: str, d_model: int = 1024, heads: int = 16, d_state: int = 16
         cfg = dict(common, attn_norm="rmsnorm", final_norm="rmsnorm", tie_embeddings=True, pad_vocab_to=8)
     cfg.update(overrides)
     return ModelConfig(**cfg)
+
+
+# Paper A's "mini" models (spec A.5; Fig 8, Table 1): ~100M parameters at width 1024.
+MINI_PATTERNS = {"T_rope": ["attn"], "mamba": ["mamba"], "hybrid": ["mamba", "attn"]}
+
+
+def mini(arch: str, d_model: int = 1024, layers: int = 12, heads: int = 16, d_state: int = 32,
+         window: int | None = 20, **overrides) -> ModelConfig:
+    """Paper A's mini models, 12 layers each (Table 1's caption). The released scripts build
+    them with Hugging Face configs whose exact settings are uncertain (spec A.5); our
+    choices (INFERRED): T_rope is a GPT-NeoX stack (4d GELU MLP, RoPE on 25% of each head,
+    LayerNorm, untied head); mamba is a Mamba stack (no MLP, RMSNorm, tied embeddings);
+    hybrid alternates Mamba then attention (the micro convention) with the Transformer's
+    layers; state 32 and a 20-token attention window are the mini code's defaults. No
+    dropout. `layers` counts blocks, so the hybrid has 6 of each kind at 12."""
+    if arch not in MINI_PATTERNS:
+        raise ModelError(f"unknown mini model {arch!r}; known: {', '.join(MINI_PATTERNS)}")
+    pattern = MINI_PATTERNS[arch]
+    if layers < len(pattern) or layers % len(pattern):
+        raise ModelError(f"mini {arch}: {layers} layers do not repeat the pattern {pattern}")
+    cfg = dict(layers=pattern * (layers // len(pattern)), d_model=d_model, heads=heads, window=window,
+               d_state=d_state, mlp_ratio=4, mlp_act="gelu", rotary_pct=0.25, emb_dropout=0.0, init="micro")
+    if arch == "T_rope":
+        cfg.update(attn_norm="layernorm", final_norm="layernorm", tie_embeddings=False)
+    else:
+        cfg.update(attn_norm="layernorm", final_norm="rmsnorm", tie_embeddings=True)
+    return ModelConfig(**{**cfg, **overrides})

@@ -81,6 +81,7 @@ STYLES = {
     "mamba": ("tab:green", "-"), "mamba2": ("tab:green", "--"),
     "hybridI_1m": ("tab:blue", "-"), "hybridI_1m2": ("tab:blue", "--"),
     "hybrid2s": ("tab:orange", "-"), "hybrid2s_m2": ("tab:orange", "--"),
+    "hybrid2sr": ("tab:red", "-"), "hybrid2sr_m2": ("tab:red", "--"),  # reversed gates (position, Fig 19)
 }
 HYBRID_N_COLORS = {1: "tab:blue", 2: "#8f0da4", 3: "#d8576b", 4: "#f89540"}  # HybridI N Mamba : 1 attention
 STATE_COLORS = {16: "#1b5e20", 32: "#43a047", 64: "#9ccc65"}  # SSM state 16 / 32 / 64
@@ -174,6 +175,7 @@ def load_experiment(profile: str, experiment: str, current_only: bool = True) ->
     table["d_state"] = [int(r["run"]["model"].get("d_state", 16)) for r in table["record"]]
     table["format"] = ["prefix" if r["run"]["task"].get("prefix") else "suffix" for r in table["record"]]
     table["experiment"] = experiment
+    table["profile"] = profile  # where the runs' snapshot files are
     return table, prov
 
 
@@ -192,7 +194,8 @@ def describe(experiment: str, profile: str) -> str:
              f"  {s['seeds']} seeds x learning rates {lrs}; {t['steps']:,} steps x batch {t['batch_size']} "
              f"= {t['steps'] * t['batch_size']:,} examples at most; {t['schedule']} schedule, warm-up "
              f"{t['warmup']}, weight decay {t['weight_decay']}",
-             f"  validation every {t['eval_every']} steps on {s['eval']['n']:,} sequences of L = 100; "
+             f"  validation every {t['eval_every']} steps on {s['eval']['n']:,} sequences of L = "
+             f"{s['task'].get('max_len', s['task'].get('num_symbols'))}; "
              f"stop at {t['early_stop']} {t['early_stop_metric']}"]
     for name, test in (s.get("tests") or {}).items():
         what = test.get("lengths") or test.get("segments")
@@ -262,10 +265,10 @@ def plot_curve(ax, rows: pd.DataFrame, grid: np.ndarray, scale: float, lbl: str,
     return True
 
 
-def _curve_axes(ax, title: str, xlabel: str, threshold: float | None = EARLY_STOP):
+def _curve_axes(ax, title: str, xlabel: str, threshold: float | None = EARLY_STOP, length: int = TRAIN_MAX_LEN):
     if threshold is not None:
         ax.axhline(threshold, color="0.5", lw=0.8, ls=":")
-    ax.set(title=title, xlabel=xlabel, ylabel="validation exact match (L = 100)", ylim=(-0.02, 1.02))
+    ax.set(title=title, xlabel=xlabel, ylabel=f"validation exact match (L = {length})", ylim=(-0.02, 1.02))
     ax.set_xlim(left=0)
     ax.grid(ls="--", alpha=0.4)
     _legend(ax)
@@ -279,29 +282,31 @@ def _legend(ax):
         _empty(ax)
 
 
-def data_efficiency_figure(ngram: pd.DataFrame, state: pd.DataFrame, suptitle: str = ""):
-    """B-fig3: (a) the 8 families, (b) SSM state 16/32/64 with the Transformer (RoPE)
-    dashed violet, (c) HybridI M/T and M2/T 1/1..4/1 with the pure SSMs in green.
-    State 16 comes from `ngram` (B-ngram), 32 and 64 from `state` (B-ngram-state)."""
+def data_efficiency_figure(ngram: pd.DataFrame, state: pd.DataFrame, suptitle: str = "", *,
+                           threshold: float = EARLY_STOP, length: int = TRAIN_MAX_LEN, fig_id: str = "B-fig3"):
+    """B-fig3 (and B-fig7, from the position runs): (a) the 8 families, (b) SSM state
+    16/32/64 with the Transformer (RoPE) dashed violet, (c) HybridI M/T and M2/T 1/1..4/1
+    with the pure SSMs in green. State 16 comes from `ngram` (B-ngram), 32 and 64 from
+    `state` (B-ngram-state); `threshold` is the dotted line, `length` the validation length."""
     grid = curve_grid([ngram, state])
     scale, xlabel = examples_scale(grid.max() if len(grid) else 0)
     fig, axes = plt.subplots(1, 3, figsize=(18, 6.4), sharex=True, sharey=True)
     a, b, c = axes
     missing = [n for n in FIG3A if not plot_curve(a, _pick(ngram, n), grid, scale, label(n), **style(n))]
-    note_missing("B-fig3 (a)", "runs", missing)
+    note_missing(f"{fig_id} (a)", "runs", missing)
     missing = [f"{n} (d_state {d})" for n in ("mamba", "mamba2") for d in (16, 32, 64)
                if not plot_curve(b, _pick(ngram if d == 16 else state, n, d), grid, scale, label(n, d),
                                  **style(n, d))]  # coloured by state size
     if not plot_curve(b, _pick(ngram, "transformer"), grid, scale, label("transformer"),
                       color="tab:purple", ls="--"):
         missing.append("transformer")
-    note_missing("B-fig3 (b)", "runs", missing)
+    note_missing(f"{fig_id} (b)", "runs", missing)
     missing = [n for n in ("mamba", "mamba2", *HYBRID_M, *HYBRID_M2)
                if not plot_curve(c, _pick(ngram, n), grid, scale, label(n), **style(n))]
-    note_missing("B-fig3 (c)", "runs", missing)
-    _curve_axes(a, "(a) data efficiency", xlabel)
-    _curve_axes(b, "(b) SSM state dimension", xlabel)
-    _curve_axes(c, "(c) HybridI: Mamba layers per attention layer", xlabel)
+    note_missing(f"{fig_id} (c)", "runs", missing)
+    _curve_axes(a, "(a) data efficiency", xlabel, threshold, length)
+    _curve_axes(b, "(b) SSM state dimension", xlabel, threshold, length)
+    _curve_axes(c, "(c) HybridI: Mamba layers per attention layer", xlabel, threshold, length)
     fig.suptitle(suptitle)
     return fig
 

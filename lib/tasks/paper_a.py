@@ -152,31 +152,60 @@ class DecodeRecall(DecodeRecallLast):
     named by the last n_bits bits seen (a shift register starting at 0). At every
     position the target is the token that followed the most recent earlier
     occurrence of the query word (INFERRED: the follower may be a bit; positions
-    where the word has not occurred yet have no target)."""
+    where the word has not occurred yet have no target).
+
+    Packed (paper A's "mini" training, spec A.5): with `pack_min` > 0 each row of
+    `length` tokens holds independent examples of lengths U{pack_min..pack_max}, one
+    after another, each starting afresh (empty shift register and memory); the rest of
+    the row, too short for another example, is <null> with no target (INFERRED)."""
 
     name = "decode_recall"
     p: float = 0.2
+    pack_min: int = 0
+    pack_max: int = 0
 
     def validate(self):
         super().validate()
         if not 0 <= self.p <= 1:
             raise TaskError(f"decode_recall: the bit proportion p must be in [0, 1], got {self.p}")
+        if self.pack_min or self.pack_max:
+            if not self.n_bits + 2 <= self.pack_min <= self.pack_max <= self.length:
+                raise TaskError(f"decode_recall: packed example lengths need {self.n_bits + 2} <= pack_min "
+                                f"<= pack_max <= length ({self.length}), got {self.pack_min}..{self.pack_max}")
+
+    def _targets(self, x: np.ndarray) -> np.ndarray:
+        """The targets of one example (a 1-D row of token ids)."""
+        V = self.num_vocab
+        y = np.full(len(x), self.null)
+        s, follower = 0, {}
+        for t, tok in enumerate(x):
+            if t > 0 and x[t - 1] < V:
+                follower[x[t - 1]] = tok
+            if tok >= V:
+                s = (2 * s + (tok - V)) % V
+            if s in follower:
+                y[t] = follower[s]
+        return y
 
     def _sample(self, rng, n):
-        L, V = self.length, self.num_vocab
+        L = self.length
         x = self._iid(rng, n, self.p)
+        if not self.pack_min:
+            y = np.stack([self._targets(row) for row in x])
+            return x, y, y != self.null, {}
         y = np.full((n, L), self.null)
+        starts = np.full((n, L // self.pack_min + 1), -1)  # where each example begins; -1 past the last
         for b in range(n):
-            s, follower = 0, {}
-            for t in range(L):
-                tok = x[b, t]
-                if t > 0 and x[b, t - 1] < V:
-                    follower[x[b, t - 1]] = tok
-                if tok >= V:
-                    s = (2 * s + (tok - V)) % V
-                if s in follower:
-                    y[b, t] = follower[s]
-        return x, y, y != self.null, {}
+            start, i = 0, 0
+            while True:
+                k = int(rng.integers(self.pack_min, self.pack_max + 1))
+                if start + k > L:
+                    break
+                y[b, start:start + k] = self._targets(x[b, start:start + k])
+                starts[b, i], start, i = start, start + k, i + 1
+            starts[b, i] = start  # the end of the last example (the padding's start)
+            x[b, start:] = self.null
+        return x, y, y != self.null, {"starts": starts}
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,18 @@
-"""Tests of a trained model beyond its validation set (paper B, spec B.2 and B.4), run
-by the sweep runner once a run has trained and stored in its record under `tests`.
+"""Tests of a trained model beyond its validation set, run by the sweep runner once a
+run has trained and stored in its record under `tests`.
 
 An experiment asks for them in params.yaml:
 
     tests:
-      extrapolation: {lengths: [100, 200, 400], n: 2000}   # greedy exact match per test length
-      duplicates: {segments: [2, 3, 4, 10], n: 2000}       # error and preference per segment
+      extrapolation: {lengths: [100, 200, 400], n: 2000}   # paper B: greedy exact match per length
+      duplicates: {segments: [2, 3, 4, 10], n: 2000}       # paper B: error and preference per segment
+      lengths: {lengths: [10, 15, ..., 190], n: 1000}      # paper A: token accuracy per example length
 
-Both greedy-decode the k response tokens (temperature 0), fixing the released code's
-scoring bugs (spec B.4): extrapolation compares the k new tokens, not the whole decoded
-sequence, and duplicates runs at L = 100 with one segment count at a time.
+Paper B's two greedy-decode the k response tokens (temperature 0), fixing the released
+code's scoring bugs (spec B.4): extrapolation compares the k new tokens, not the whole
+decoded sequence, and duplicates runs at L = 100 with one segment count at a time.
+Paper A's `lengths` (Fig 8) scores single, unpacked decode-recall examples of each length
+teacher-forced, as its training validation does.
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ from pathlib import Path
 import torch
 
 from ..tasks import Task, TaskError, eval_set, make_task
+from ..tasks.paper_a import DecodeRecall
 from ..tasks.paper_b import NGramRetrieval
-from .metrics import greedy_decode, greedy_exact_match, response
+from .metrics import evaluate, greedy_decode, greedy_exact_match, response
 
 EVAL_SEED = 2  # the test sets' seed: never a validation set's (seed 1)
 
@@ -60,7 +64,21 @@ def duplicates(model, task: Task, data_dir: Path, *, segments: list[int], n: int
     return out
 
 
-TESTS = {"extrapolation": extrapolation, "duplicates": duplicates}
+def single_task(task: DecodeRecall, length: int) -> DecodeRecall:
+    """The run's decode-recall task (its bit proportion), one unpacked example of `length` tokens."""
+    return dataclasses.replace(task, length=int(length), pack_min=0, pack_max=0)
+
+
+def lengths(model, task: Task, data_dir: Path, *, lengths: list[int], n: int = 1000,
+            device=None) -> dict[str, float]:
+    """Teacher-forced token accuracy (paper A's "character accuracy"; an example with no
+    target position counts as right, as in its code) on single examples of each length."""
+    return {str(L): evaluate(model, eval_set(single_task(task, L), n, EVAL_SEED, data_dir), device=device)
+            ["token_acc"] for L in lengths}
+
+
+TESTS = {"extrapolation": extrapolation, "duplicates": duplicates, "lengths": lengths}
+NEEDS = {"extrapolation": NGramRetrieval, "duplicates": NGramRetrieval, "lengths": DecodeRecall}
 
 
 def check(tests: dict, task: Task) -> None:
@@ -68,11 +86,13 @@ def check(tests: dict, task: Task) -> None:
     for name, settings in (tests or {}).items():
         if name not in TESTS:
             raise TaskError(f"unknown test {name!r}; tests are {', '.join(TESTS)}")
-        if type(task) is not NGramRetrieval:
-            raise TaskError(f"the {name} test needs the ngram task, not {task.name!r}")
+        if type(task) is not NEEDS[name]:
+            raise TaskError(f"the {name} test needs the {NEEDS[name].name} task, not {task.name!r}")
         bad = set(settings) - {"lengths", "segments", "n", "length"}
         if bad:
             raise TaskError(f"test {name!r} has no setting {', '.join(sorted(bad))}")
+        for L in settings.get("lengths", []) if name == "lengths" else []:
+            single_task(task, L).validate()
         for L in settings.get("lengths", []) if name == "extrapolation" else []:
             length_task(task, L)  # building a task validates it
         for s in settings.get("segments", []) if name == "duplicates" else []:

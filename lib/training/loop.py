@@ -182,7 +182,7 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     factor = torch.zeros((), device=device)
     losses = torch.zeros(cfg.steps, M, device=device)
     evals: list[list[dict]] = [[] for _ in range(M)]
-    kept: list[list[tuple[int, torch.Tensor]]] = [[] for _ in range(M)]  # (step, embedding rows)
+    kept: list[list[tuple]] = [[] for _ in range(M)]  # (step, embedding rows, output-head rows or None)
     stopped_at = [None] * M
     step, t0 = 0, time.time()
     ckpt = Path(checkpoint) if checkpoint else None
@@ -225,12 +225,15 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
             gates = torch.stack([ens.p(n).reshape(M) for n in gate_names], 1).tanh().abs().tolist() \
                 if gate_names else None
             rows = ens.p("embed.weight")[:, snap_rows].float().cpu() if snap_rows else None
+            # an untied output head (paper B's Transformer) has its own rows for these tokens
+            out_rows = ens.p("head.weight")[:, snap_rows].float().cpu() \
+                if snap_rows and "head.weight" in ens.names else None
         for i, m in enumerate(metrics):
             if m is not None and stopped_at[i] is None:
                 evals[i].append({"step": step, "examples": step * cfg.batch_size, **m,
                                  **({"gates": [round(g, 6) for g in gates[i]]} if gates else {})})
                 if rows is not None:
-                    kept[i].append((step, rows[i].clone()))
+                    kept[i].append((step, rows[i].clone(), None if out_rows is None else out_rows[i].clone()))
         return metrics
 
     while step < cfg.steps and stopped_at.count(None):
@@ -297,14 +300,17 @@ def _matmul_precision(tf32: bool):
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
-def pick_snapshots(kept: list[tuple[int, torch.Tensor]], steps: int, fractions) -> dict[str, dict]:
+def pick_snapshots(kept: list[tuple], steps: int, fractions) -> dict[str, dict]:
     """The kept embedding rows nearest to each fraction of a run's `steps` (paper B's
-    snapshots at 25/50/75/100% of training: a run that stops early is cut at its own end)."""
+    snapshots at 25/50/75/100% of training: a run that stops early is cut at its own end).
+    A kept entry is (step, rows) or (step, rows, output-head rows or None)."""
     out = {}
     for f in fractions if kept else ():
         target = f * steps
-        step, rows = min(kept, key=lambda sr: (abs(sr[0] - target), sr[0]))
+        step, rows, *head = min(kept, key=lambda sr: (abs(sr[0] - target), sr[0]))
         out[f"{f:g}"] = {"step": step, "rows": rows}
+        if head and head[0] is not None:
+            out[f"{f:g}"]["out_rows"] = head[0]
     return out
 
 

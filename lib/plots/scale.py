@@ -1,0 +1,101 @@
+"""Paper A at larger scale (spec A.5, the "mini" setting): Fig 8 (length generalization)
+and Table 1 (bit-proportion OOD), from the runs of the `A-scale` experiment.
+
+A run (lib.sweeps.runner.record) trained at bit proportion p (`task.p`) on examples of
+20-50 tokens packed into 220; its final validation (`final.token_acc`) is at p = 0.2, the
+test set of Table 1; its `tests.lengths` holds the token accuracy of its final weights on
+single examples of each length 10-190 (Fig 8 draws the runs trained at p = 0.2).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .retrieval import load_runs
+
+ARCHS = ["T_rope", "mamba", "hybrid"]
+ARCH_STYLE = {"T_rope": ("tab:purple", "T_rope (Transformer, RoPE)"), "mamba": ("tab:green", "mamba (SSM)"),
+              "hybrid": ("tab:blue", "hybrid (Mamba, attention alternating)")}
+TABLE1_COLUMNS = {"mamba": "SSM", "T_rope": "TF", "hybrid": "Hybrid"}
+FIG8_P = 0.2                 # the bit proportion of Fig 8's runs (the task's default)
+TRAIN_LENGTHS = (20, 50)     # training examples' lengths
+
+
+def load(profile: str, experiment: str = "A-scale") -> pd.DataFrame:
+    """One row per finished run: arch, p (training bit proportion), seed, params, token_acc
+    (final validation at p = 0.2) and the record."""
+    recs = load_runs(profile, experiment)
+    rows = [{"arch": r["labels"]["arch"], "p": float(r["run"]["task"]["p"]), "seed": r["seed"],
+             "params": r["params"], "token_acc": r["final"].get("token_acc"), "record": r} for r in recs]
+    return pd.DataFrame(rows, columns=["arch", "p", "seed", "params", "token_acc", "record"])
+
+
+def length_curves(table: pd.DataFrame, p: float = FIG8_P) -> pd.DataFrame:
+    """Long table: arch, seed, length, acc (tests.lengths of the runs trained at `p`)."""
+    rows = []
+    for _, r in table[np.isclose(table["p"].astype(float), p)].iterrows() if not table.empty else []:
+        for length, acc in (r["record"].get("tests") or {}).get("lengths", {}).items():
+            rows.append({"arch": r["arch"], "seed": r["seed"], "length": int(length), "acc": float(acc)})
+    return pd.DataFrame(rows, columns=["arch", "seed", "length", "acc"])
+
+
+def length_summary(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per arch and length: mean, min and max over runs (Fig 8's line and band)."""
+    if curves.empty:
+        return pd.DataFrame(columns=["arch", "length", "mean", "min", "max", "runs"])
+    return (curves.groupby(["arch", "length"])["acc"].agg(["mean", "min", "max", "count"])
+            .rename(columns={"count": "runs"}).reset_index())
+
+
+def length_figure(curves: pd.DataFrame, suptitle: str = ""):
+    """A-fig8: token accuracy against example length, mean over runs with a min-max band;
+    the shaded strip is the training lengths."""
+    s = length_summary(curves)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.axvspan(*TRAIN_LENGTHS, color="0.9", label="training lengths")
+    for arch in ARCHS:
+        a = s[s["arch"] == arch].sort_values("length")
+        if a.empty:
+            print(f"note: A-fig8: no runs of {arch}")
+            continue
+        color, text = ARCH_STYLE[arch]
+        ax.plot(a["length"], a["mean"], color=color, lw=2, marker="o", ms=3,
+                label=f"{text} ({int(a['runs'].max())} runs)")
+        ax.fill_between(a["length"], a["min"], a["max"], color=color, alpha=0.15, lw=0)
+    ax.set(xlabel="evaluation length (tokens)", ylabel="token (character) accuracy", ylim=(-0.02, 1.02),
+           title="length generalization, associative recall with decoding")
+    ax.grid(ls="--", alpha=0.4)
+    ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(suptitle)
+    return fig
+
+
+def ood_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A-tab1: token accuracy at test bit proportion 0.2 (mean over seeds) for each training
+    proportion (rows) and model (columns SSM, TF, Hybrid, as the paper's Table 1)."""
+    if table.empty:
+        return pd.DataFrame(columns=["train proportion", *TABLE1_COLUMNS.values()])
+    t = table.groupby(["p", "arch"])["token_acc"].mean().unstack("arch")
+    t = t.reindex(columns=[a for a in TABLE1_COLUMNS if a in t.columns]).rename(columns=TABLE1_COLUMNS)
+    return t.reset_index().rename(columns={"p": "train proportion"}).round(3)
+
+
+def describe(profile: str, experiment: str = "A-scale") -> str:
+    """The experiment's settings at a profile, in a few lines."""
+    from ..config import expand_runs, experiment_spec
+
+    s = experiment_spec(experiment, profile)
+    t, m = s["train"], s["model"]
+    lengths = (s.get("tests") or {}).get("lengths", {})
+    return "\n".join([
+        f"{experiment}: {s.get('title', '')} ({len(expand_runs(s))} runs)",
+        f"  task {s['task']}",
+        f"  models {s['grid']['arch']}: {m['layers']} layers, width {m['d_model']}, {m['heads']} heads, "
+        f"state {m['d_state']}, attention window {m['window']}",
+        f"  training bit proportions {s['grid']['task.p']}, {s['seeds']} seeds each",
+        f"  {t['steps']:,} steps x batch {t['batch_size']}, lr {t['lr']:g}, {t['schedule']} schedule after "
+        f"{t['warmup']} warm-up steps, weight decay {t['weight_decay']}, clip {t['clip']}",
+        f"  validation at p = {s['eval'].get('p')} on {s['eval']['n']:,} packed sequences; length test at "
+        f"{lengths.get('lengths', [])[:3]}...{lengths.get('lengths', [])[-1:]} ({len(lengths.get('lengths', []))} "
+        f"lengths), {lengths.get('n', 0):,} examples each"])
