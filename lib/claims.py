@@ -255,3 +255,16 @@ def claims_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append({"claim": c.id, "paper statement": c.statement, "paper numbers": c.paper,
                      "ours": ours, "verdict": v, "rule": rule_text(c)})
     return pd.DataFrame(rows)
+
+
+def rules_table(claims: list[Claim], tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per claim (claim, statement, paper, ours, verdict, rule) for rules that
+    judge missing data themselves: an experiment without results reaches its rule as an
+    empty table, and the rule says what it could not test (paper B's claims, paper A's C3)."""
+    rows = []
+    for c in claims:
+        ours, v = c.rule(*(tables.get(e, pd.DataFrame()) for e in c.experiments))
+        rows.append({"claim": c.id, "statement": c.statement, "paper": c.paper, "ours": ours,
+                     "verdict": v, "rule": rule_text(c)})
+    return pd.DataFrame(rows)
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rule_text
+from .claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
 from .plots import scale as S
 
 SHORT = (20, 50)       # "short": the training lengths
@@ -94,12 +94,8 @@ CLAIMS = [
 
 
 def claims_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    rows = []
-    for c in CLAIMS:
-        ours, v = c.rule(*(tables.get(e, pd.DataFrame()) for e in c.experiments))
-        rows.append({"claim": c.id, "statement": c.statement, "paper": c.paper, "ours": ours,
-                     "verdict": v, "rule": rule_text(c)})
-    return pd.DataFrame(rows)
+    """One row per claim: claim, statement, paper, ours, verdict, rule."""
+    return rules_table(CLAIMS, tables)
 
 
 def table1_side_by_side(table: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .claims import INF, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rule_text
+from .claims import INF, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rule_text, rules_table
 from .plots.retrieval import EARLY_STOP, best_lr, label
 
 __all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f1", "f2", "f3", "judge", "rule_text",
@@ -458,9 +458,4 @@ def judge(claim: Claim, tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
 
 def claims_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per claim: claim, statement, paper, ours, verdict, rule."""
-    rows = []
-    for c in CLAIMS:
-        ours, v = judge(c, tables)
-        rows.append({"claim": c.id, "statement": c.statement, "paper": c.paper, "ours": ours,
-                     "verdict": v, "rule": rule_text(c)})
-    return pd.DataFrame(rows)
+    return rules_table(CLAIMS, tables)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .claims import Claim, rule_text
+from .claims import Claim, rules_table
 from .claims_b import (LEVEL, SSMS, TRANSFORMERS, Check, by_model, clearly_more_efficient, combine_checks,
                        efficiency, listing, more_efficient, state_models)
 from .plots import position as P
 from .plots.retrieval import label
 
-__all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f4", "f5", "f6", "f7", "judge"]
+__all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f4", "f5", "f6", "f7"]
 
 # ---- the thresholds of the rules (their docstrings state them in words) ------------------------
 
@@ -324,15 +324,6 @@ CLAIMS = [
 EXPERIMENTS = ["B-position", "B-position-state"]
 
 
-def judge(claim: Claim, tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
-    return claim.rule(*(tables.get(e, pd.DataFrame()) for e in claim.experiments))
-
-
 def claims_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per claim: claim, statement, paper, ours, verdict, rule."""
-    rows = []
-    for c in CLAIMS:
-        ours, v = judge(c, tables)
-        rows.append({"claim": c.id, "statement": c.statement, "paper": c.paper, "ours": ours,
-                     "verdict": v, "rule": rule_text(c)})
-    return pd.DataFrame(rows)
+    return rules_table(CLAIMS, tables)

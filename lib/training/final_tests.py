@@ -91,10 +91,8 @@ def check(tests: dict, task: Task) -> None:
         bad = set(settings) - {"lengths", "segments", "n", "length"}
         if bad:
             raise TaskError(f"test {name!r} has no setting {', '.join(sorted(bad))}")
-        for L in settings.get("lengths", []) if name == "lengths" else []:
-            single_task(task, L).validate()
-        for L in settings.get("lengths", []) if name == "extrapolation" else []:
-            length_task(task, L)  # building a task validates it
+        for L in settings.get("lengths", []):  # building a task validates it
+            (single_task if name == "lengths" else length_task)(task, L)
         for s in settings.get("segments", []) if name == "duplicates" else []:
             duplicates_task(task, s, settings.get("length", 100))
 
