@@ -133,9 +133,13 @@ os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
 
 def _budget(device) -> tuple[float, int]:
     """Floats of activations per ensemble and most members per ensemble, per device
-    (on a GPU, ~24 GB shared by the ensembles that train at once: CUDA graphs hold their
-    own memory besides)."""
-    return (6e9 / CONCURRENT, 4096) if device.type == "cuda" else (1.5e8, 64)
+    (on a GPU, ~24 GB shared by the ensembles that train at once in every process on it:
+    CUDA graphs hold their own memory besides)."""
+    if device.type != "cuda":
+        return 1.5e8, 64
+    # torchrun may start several processes per GPU (LOCAL_WORLD_SIZE of them on this host)
+    sharing = -(-int(os.environ.get("LOCAL_WORLD_SIZE", 1)) // max(1, torch.cuda.device_count()))
+    return 6e9 / (CONCURRENT * sharing), 4096
 
 
 # A folder where ensembles save their state every ~500 steps, so that a sweep killed

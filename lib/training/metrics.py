@@ -40,6 +40,9 @@ def evaluate(model, batch: Batch, batch_size: int = 512, device=None) -> dict:
             "loss": loss_sum / max(loss_n, 1)}
 
 
+EVAL_CHUNK_TOKENS = 1 << 20  # ~2 GB per Mamba activation of width 512 in fp32
+
+
 @torch.no_grad()
 def evaluate_ensemble(ens, batches: list[Batch | None], batch_size: int = 512,
                       by: str | None = None) -> list[dict | None]:
@@ -59,8 +62,10 @@ def evaluate_ensemble(ens, batches: list[Batch | None], batch_size: int = 512,
     stack = lambda f: torch.stack([getattr(b, f) for b in filled]).to(device)  # noqa: E731
     full = Batch(stack("inputs"), stack("targets"), stack("mask"), {}, stack("score"))
     n = full.inputs.shape[1]
-    # chunk so that one chunk's logits stay near batch_size examples' worth per member
-    step = max(1, batch_size // max(1, len(batches) // 8))
+    # chunk so that one chunk's logits stay near batch_size examples' worth per member, and
+    # a chunk of a large ensemble of long sequences holds at most EVAL_CHUNK_TOKENS tokens
+    M, L = full.inputs.shape[0], full.inputs.shape[2]
+    step = max(1, min(batch_size // max(1, M // 8), EVAL_CHUNK_TOKENS // (M * L)))
     parts = []
     for s in range(0, n, step):
         b = Batch(full.inputs[:, s:s + step], full.targets[:, s:s + step], full.mask[:, s:s + step], {},
