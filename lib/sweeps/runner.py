@@ -427,18 +427,26 @@ def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: flo
     table = results_table(records)
     table.to_parquet(out_dir / "results.parquet", index=False)
     prov = provenance(profile=profile, device=resolve_device(device), wall_s=wall_s)
-    devices = sorted({r["device"] for r in records})
-    if devices:  # where the runs trained, which may not be where this table is written
+    sweeps = [s for s in read_sweep_log(out_dir.parent) if out_dir.name in s["experiments"]]
+    # where the runs trained (the sweeps' machines, else each run's GPU), which may not be
+    # where this table is written
+    devices = sorted({s["device"] for s in sweeps} or {r["device"] for r in records})
+    if devices:
         prov["device"] = ", ".join(devices)
     prov.update(runs=len(runs), runs_finished=len(records), resumed=resumed,
                 train_wall_s=float(sum(r["wall_s"] for r in records)),
                 run_commits=sorted({r.get("commit", "unrecorded") for r in records}))
-    sweeps = [s for s in read_sweep_log(out_dir.parent) if out_dir.name in s["experiments"]]
     if sweeps:  # experiments train together: the wall time of the sweeps that trained this one
         prov["sweep_wall_s"] = float(sum(s["wall_s"] for s in sweeps))
         prov["sweeps"] = len(sweeps)
     _write_json(out_dir / "provenance.json", prov)
     return table
+
+
+def _machine(device) -> str:
+    """The device, with the number of GPUs a torchrun sweep spread over ("4x NVIDIA H100")."""
+    gpus = min(world()[1], torch.cuda.device_count()) if device.type == "cuda" else 1
+    return f"{gpus}x {device_name(device)}" if gpus > 1 else device_name(device)
 
 
 def log_sweep(profile_dir: Path, entry: dict) -> None:
@@ -488,7 +496,7 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
     if trained or lrs_chosen:
         log_sweep(dirs[names[0]].parent, {
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s": round(wall, 1),
-            "device": device_name(resolve_device(device)), "commit": git_commit(), "experiments": names,
+            "device": _machine(resolve_device(device)), "commit": git_commit(), "experiments": names,
             "runs_trained": trained, "lrs_chosen": lrs_chosen, "runs_left": left, "concurrent": CONCURRENT,
             "processes": world()[1]})
     return {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
