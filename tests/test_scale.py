@@ -106,5 +106,9 @@ def test_c3_ood_rule_and_table1_side_by_side():
     flat = [record(a, p, acc=0.5) for p in paper["train proportion"] for a in ("mamba", "T_rope", "hybrid")]
     assert C.c3_ood(table(*flat))[1] in (PARTLY, NOT_REPRODUCED)
     assert C.c3_ood(table())[1] == NOT_TESTED
+    # every model losing with more bits, the SSM least: an ordering of losses is no gain
+    losing = [record(a, p, acc=top - drop * p) for p in paper["train proportion"]
+              for a, top, drop in (("mamba", 0.4, 0.2), ("T_rope", 0.5, 0.3), ("hybrid", 0.45, 0.25))]
+    assert C.c3_ood(table(*losing))[1] == NOT_REPRODUCED
     assert set(C.claims_table({})["verdict"]) == {NOT_TESTED}
 
