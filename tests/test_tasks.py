@@ -557,6 +557,17 @@ def test_eval_set_cache_roundtrip(name, settings, tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.npz"))) == 3
 
 
+def test_eval_set_written_by_many_threads_at_once(tmp_path):
+    """A sweep's threads finish ensembles together and may all write one test set: each
+    must read a whole file (a shared temporary name once let one read another's half-write)."""
+    from concurrent.futures import ThreadPoolExecutor
+    task = make_task("decode_recall", length=60)
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: eval_set(task, 400, 5, tmp_path), range(16)))
+    assert all(same_batch(batches[0], b) for b in batches)
+    assert len(list(tmp_path.glob("*.npz"))) == 1  # no temporary file left behind
+
+
 def test_packed_decode_recall_is_independent_examples_back_to_back():
     """Paper A's mini training (spec A.5): examples of length 20-50 packed into 220 tokens,
     each one's targets those of the unpacked oracle on its own tokens, then <null> padding."""
