@@ -4,7 +4,7 @@ the paper's 200 symbols); a check of whether the learning dynamics that F5 and F
 describe appear at all once models do learn: which target positions are solved first,
 how sharply a model switches, and whether its position embeddings keep neighbours near.
 
-    python -m lib.sweeps.position_toy [--symbols 8] [--steps 3000] [--json out.json]
+    python -m lib.sweeps.position_toy [--symbols 8] [--steps 4000] [--json out.json]
 
 Every model trains through `lib.training.train` with the B-position protocol (AdamW,
 weight decay 0.01, cosine after 10% warm-up, bf16 only on a GPU) at batch 32 and lr 1e-3.
@@ -34,7 +34,7 @@ def run(name: str, symbols: int, steps: int, device, seed: int = 0) -> dict:
     model = build_model(paper_b(name, d_model=64, heads=4, depth=0.17), task.vocab_size, seq_len=task.seq_len,
                         seed=seed)
     cfg = TrainConfig(steps=steps, lr=1e-3, batch_size=32, warmup=0.1, schedule="cosine", weight_decay=0.01,
-                      eval_every=max(50, steps // 30 // 50 * 50), eval_by="target_index", snapshot_embeddings=True)
+                      eval_every=max(50, steps // 30 // 50 * 50), eval_by="target_index")
     t0 = time.time()
     out = train(model, task, cfg, seed=seed, eval_batch=task.build(seed=1, n=1000), device=device, progress=False)
     curve = out["history"]["eval"]
@@ -54,10 +54,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--symbols", default="8")
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (the recorded run used 1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     rows = []
     for s in map(int, args.symbols.split(",")):
