@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .claims import INF, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rule_text, rules_table
+from .claims import INF, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
 from .plots.retrieval import EARLY_STOP, best_lr, label
 
-__all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f1", "f2", "f3", "judge", "rule_text",
+__all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f1", "f2", "f3",
            "efficiency", "more_efficient", "extrapolation", "duplicates", "bias",
            "REPRODUCED", "PARTLY", "NOT_REPRODUCED", "NOT_TESTED"]
 
@@ -448,12 +448,6 @@ CLAIMS = [
 ]
 
 EXPERIMENTS = ["B-ngram", "B-ngram-prefix", "B-ngram-state"]
-
-
-def judge(claim: Claim, tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
-    """(ours, verdict) of one claim; missing experiments are passed as empty tables, so the
-    sub-statements that need them are 'not tested'."""
-    return claim.rule(*(tables.get(e, pd.DataFrame()) for e in claim.experiments))
 
 
 def claims_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -6,9 +6,13 @@ import pytest
 
 from lib import claims_b_position as C
 from lib.claims_b import NOT_REPRODUCED, NOT_TESTED, REPRODUCED
+from lib.models import build_model
+from lib.models.zoo import paper_b
 from lib.plots import position as P
 from lib.plots.retrieval import runs_table
 from lib.sweeps.runner import write_snapshots
+from lib.tasks import make_task
+from lib.training import TrainConfig, train
 
 N = 200                      # positions
 BATCH, STEPS = 64, 10000     # a 640k-example budget
@@ -206,10 +210,6 @@ def test_a_small_transformer_learns_position_retrieval_at_four_symbols():
     """The generator, targets and scoring are consistent enough to learn: with 4 symbols,
     paper B's Transformer at width 64 reaches exact match 1 (a wrong alignment of targets
     and positions would leave it at 1/4)."""
-    from lib.models import build_model
-    from lib.models.zoo import paper_b
-    from lib.tasks import make_task
-    from lib.training import TrainConfig, train
     task = make_task("position", num_symbols=4)
     model = build_model(paper_b("transformer", d_model=64, heads=4, depth=0.17), task.vocab_size,
                         seq_len=task.seq_len, seed=0)

@@ -20,7 +20,7 @@ import torch
 
 from ..models import build_model
 from ..models.zoo import paper_b
-from ..plots.position import edge_split, index_distance_correlation, knn_index_distance
+from ..plots.position import edge_split, index_distance_correlation, knn_index_distance, random_knn_distance
 from ..provenance import device_name, git_commit
 from ..tasks import make_task
 from ..training import TrainConfig, resolve_device, train
@@ -46,8 +46,8 @@ def run(name: str, symbols: int, steps: int, device, seed: int = 0) -> dict:
     return {"model": name, "symbols": symbols, "steps": steps, "seed": seed, "wall_s": round(time.time() - t0, 1),
             "examples": [e["examples"] for e in curve], "exact_match": [round(e["exact_match"], 4) for e in curve],
             "edges": [round(float(x), 4) for x in edges], "middle": [round(float(x), 4) for x in middle],
-            "final": out["final"],
-            "knn": knn, "knn_random": _random_knn(symbols), "rank_correlation": index_distance_correlation(rows)}
+            "final": out["final"], "knn": knn, "knn_random": random_knn_distance(symbols),
+            "rank_correlation": index_distance_correlation(rows)}
 
 
 def main():
@@ -74,13 +74,6 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"device": device_name(device), "commit": git_commit(), "torch": torch.__version__,
                        "runs": rows}, f, indent=1)
-
-
-def _random_knn(n: int, draws: int = 200) -> float:
-    """Mean |i-j| of the KNN nearest under unrelated embeddings, by simulation (the closed
-    form (n+1)/3 holds only for K much smaller than n)."""
-    rng = np.random.default_rng(0)
-    return float(np.mean([knn_index_distance(rng.standard_normal((n, 64)), (KNN,))[0] for _ in range(draws)]))
 
 
 def _gap_when_half(r: dict) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import queue
 import threading
@@ -138,7 +139,7 @@ def _budget(device) -> tuple[float, int]:
     if device.type != "cuda":
         return 1.5e8, 64
     # torchrun may start several processes per GPU (LOCAL_WORLD_SIZE of them on this host)
-    sharing = -(-int(os.environ.get("LOCAL_WORLD_SIZE", 1)) // max(1, torch.cuda.device_count()))
+    sharing = math.ceil(int(os.environ.get("LOCAL_WORLD_SIZE", 1)) / max(1, torch.cuda.device_count()))
     return 6e9 / (CONCURRENT * sharing), 4096
 
 

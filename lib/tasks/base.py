@@ -136,7 +136,8 @@ def eval_set(task: Task, n: int, seed: int, data_dir: Path) -> Batch:
         arrays = {"inputs": batch.inputs.numpy(), "targets": batch.targets.numpy(),
                   "mask": batch.mask.numpy(), "score": batch.score.numpy()}
         arrays.update({f"meta.{k}": v for k, v in batch.meta.items()})
-        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npz")  # processes and threads may write it at once
+        # several processes, and threads within one, may write it at once
+        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npz")
         np.savez_compressed(tmp, config=json.dumps(task.config()), **arrays)
         tmp.replace(path)
     z = np.load(path, allow_pickle=False)
