@@ -1,5 +1,5 @@
 """Paper B's speed benchmark runs end to end on the CPU (tiny model): the HF Trainer
-baseline and our two paths all train, and the JSON holds what the GPU run reports."""
+baseline and our three paths all train, and the JSON holds what the GPU run reports."""
 import json
 import math
 
@@ -16,7 +16,7 @@ def test_benchmark_b_runs_on_cpu(tmp_path):
           "--json", str(out)])
     report = json.loads(out.read_text())
     rows = {r["path"]: r for r in report["rows"]}
-    assert set(rows) == {"hf_trainer", "train_loop", "compiled"}
+    assert set(rows) == {"hf_trainer", "train_loop", "compiled", "graphed"}
     for r in rows.values():
         assert r["family"] == "transformer"
         assert math.isfinite(r["final_loss"]) and 0 < r["tokens_per_s"] <= r["padded_tokens_per_s"]

@@ -1,6 +1,7 @@
 """Ensembled training: many models stepped as one must compute what each would alone.
 
 - the batched forward equals each member's own forward (per-member windows, heads);
+- the elementwise norms used for narrow rows on a GPU equal torch's LayerNorm / RMSNorm;
 - the grouped selective scan (one B/C group per member) equals separate scans;
 - training K models as one ensemble gives each the losses and accuracies it gets
   trained alone with the same seed (dropout on), within float rounding;
@@ -15,7 +16,7 @@ import torch
 
 from lib.config import expand_runs
 from lib.models import build_model, micro, paper_b, selective_scan_ref
-from lib.models.ensemble import Ensemble, keyed_uniform
+from lib.models.ensemble import Ensemble, _norm, keyed_uniform
 from lib.models.lm import ModelError
 from lib.models.mamba import selective_scan_parallel
 from lib.sweeps.runner import Member, pack
@@ -39,6 +40,21 @@ def test_batched_forward_equals_each_model(arch, heads):
         ref = torch.stack([m.eval()(ids[i]) for i, m in enumerate(models)])
     assert out.shape == (4, 5, 40, 34)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["layernorm", "rmsnorm"])
+def test_narrow_row_norms_equal_torch(kind):
+    """The spelled-out norms (CUDA, narrow rows) against torch's kernels, values and gradients."""
+    g = torch.Generator().manual_seed(0)
+    x = (3 * torch.randn(4, 2, 5, 12, generator=g, dtype=torch.float64) + 1).requires_grad_()
+    w = torch.randn(4, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 12, generator=g, dtype=torch.float64, requires_grad=True) if kind == "layernorm" else None
+    outs = [_norm(kind, x, w, b, 1e-5, small=s) for s in (True, False)]
+    torch.testing.assert_close(outs[0], outs[1])
+    grads = [torch.autograd.grad((o * o.detach().cos()).sum(), [x, w] + ([b] if b is not None else []))
+             for o in outs]
+    for a, r in zip(*grads):
+        torch.testing.assert_close(a, r)
 
 
 def test_grouped_scan_equals_separate_scans():

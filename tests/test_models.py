@@ -27,7 +27,7 @@ from torch import nn
 from lib.models import (B_FAMILIES, LAYERS, Mamba, Mamba2, ModelConfig, ModelError, SequenceModel,
                         build_model, micro, paper_b, selective_scan_ref, ssd_scan_ref)
 from lib.models.attention import AttentionLayer
-from lib.models.mamba import selective_scan_parallel, ssd_scan_chunked
+from lib.models.mamba import causal_conv, selective_scan_parallel, ssd_scan_chunked
 
 F64 = torch.float64
 
@@ -535,6 +535,24 @@ def test_ssd_scan_chunked_gradients_equal_ref(chunk):
     for name, g_ref, g_ch in zip(SSD_ORDER, *grads):
         assert torch.isfinite(g_ch).all(), name
         torch.testing.assert_close(g_ch, g_ref, rtol=1e-10, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("mixer", [Mamba, Mamba2])
+def test_shifted_conv_equals_conv1d(mixer):
+    """The compiled paths' shifted multiply-adds give the mixers' nn.Conv1d results, and so
+    the same mixer output and gradients."""
+    torch.manual_seed(0)
+    m = mixer(64, d_state=8, headdim=16) if mixer is Mamba2 else mixer(16, d_state=8)
+    x = torch.randn(2, m.conv1d.in_channels, 11, requires_grad=True)
+    torch.testing.assert_close(causal_conv(m.conv1d, x, shifted=True), causal_conv(m.conv1d, x))
+    h = torch.randn(2, 11, m.in_proj.in_features)
+    outs = []
+    for shifted in (False, True):
+        m.shifted_conv = shifted
+        y = m(h)
+        outs.append((y, torch.autograd.grad(y.square().sum(), m.conv1d.weight)[0]))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
 
 
 def test_ssd_scan_chunked_gradcheck():

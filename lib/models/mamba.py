@@ -32,6 +32,20 @@ def _use_kernels(mode: str, x: torch.Tensor) -> bool:
     return x.is_cuda and cuda_kernels_available()  # "auto"
 
 
+def causal_conv(conv: nn.Conv1d, x: torch.Tensor, shifted: bool = False) -> torch.Tensor:
+    """The mixers' depthwise causal convolution of x [b, C, L]. `shifted` spells it out as
+    k shifted multiply-adds (in float32, cast back), which torch.compile fuses into one
+    kernel; eagerly, nn.Conv1d is the faster of the two."""
+    L = x.shape[-1]
+    if not shifted:
+        return conv(x)[..., :L]
+    k = conv.kernel_size[0]
+    w = conv.weight[:, 0].float()  # [C, k]
+    xp = F.pad(x, (k - 1, 0)).float()
+    y = sum(xp[..., j:j + L] * w[:, j, None] for j in range(k))
+    return (y if conv.bias is None else y + conv.bias.float()[:, None]).to(x.dtype)
+
+
 # --------------------------------------------------------------------------- Mamba-1
 
 def _f32(*ts):
@@ -124,6 +138,8 @@ def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
 
 
 class Mamba(nn.Module):
+    shifted_conv = False  # see causal_conv; set on compiled paths
+
     def __init__(self, d: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
                  dt_rank: int | str = "auto", conv_bias: bool = True, bias: bool = False,
                  kernels: str = "auto"):
@@ -143,7 +159,7 @@ class Mamba(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, L, _ = h.shape
         x, z = self.in_proj(h).transpose(1, 2).chunk(2, dim=1)  # [b, E, L] each
-        x = F.silu(self.conv1d(x)[..., :L])
+        x = F.silu(causal_conv(self.conv1d, x, self.shifted_conv))
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # bias enters the scan as delta_bias
         B, C = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()
@@ -245,6 +261,8 @@ class GatedRMSNorm(nn.Module):
 
 
 class Mamba2(nn.Module):
+    shifted_conv = False  # see causal_conv; set on compiled paths
+
     def __init__(self, d: int, d_state: int = 128, expand: int = 2, d_conv: int = 4,
                  headdim: int = 64, ngroups: int = 1, chunk_size: int = 256,
                  conv_bias: bool = True, bias: bool = False, kernels: str = "auto"):
@@ -269,7 +287,7 @@ class Mamba2(nn.Module):
         b, L, _ = u.shape
         E, GN, H = self.d_inner, self.ngroups * self.d_state, self.nheads
         z, xBC, dt = self.in_proj(u).split([E, E + 2 * GN, H], dim=-1)
-        xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :L].transpose(1, 2))
+        xBC = F.silu(causal_conv(self.conv1d, xBC.transpose(1, 2), self.shifted_conv).transpose(1, 2))
         x, B, C = xBC.split([E, GN, GN], dim=-1)
         args = (x.reshape(b, L, H, self.headdim), dt, -torch.exp(self.A_log),
                 B.reshape(b, L, self.ngroups, self.d_state), C.reshape(b, L, self.ngroups, self.d_state))

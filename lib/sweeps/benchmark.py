@@ -2,9 +2,12 @@
 second for paper A's two-layer width-12 models on selective copying (batch 8, L = 100),
 trained one at a time and as ensembles of growing size, all through the same
 `train_ensemble` code (data generation, CUDA graph capture and evaluation included).
-Every member has its own seed, hence its own data stream: nothing is shared.
+Every member has its own seed, hence its own initialisation and, by default, its own data
+stream: nothing is shared. `--streams K` has member i read stream i mod K instead, as a
+paper-protocol sweep does (every configuration's 11 runs read the same 11 seeds' streams).
 
-    python -m lib.sweeps.benchmark [--archs SSM-TF,TF-TF] [--members 1,64,256,1024] [--json out.json]
+    python -m lib.sweeps.benchmark [--archs SSM-TF,TF-TF] [--members 1,64,256,1024] [--streams 11]
+        [--steps 1000] [--json out.json]
 """
 from __future__ import annotations
 
@@ -16,12 +19,13 @@ import time
 import torch
 
 from ..models import build_model, micro
-from ..provenance import device_name
+from ..provenance import device_name, git_commit
 from ..tasks import make_task
 from ..training import TrainConfig, resolve_device, train_ensemble
 
 
-def measure(arch: str, members: int, steps: int, device, cuda_graph: bool = True, d: int = 12) -> dict:
+def measure(arch: str, members: int, steps: int, device, cuda_graph: bool = True, d: int = 12,
+            streams: int | None = None) -> dict:
     task = make_task("selective_copy")
     models = [build_model(micro(arch, d), task.vocab_size, seed=s) for s in range(members)]
     cfg = TrainConfig(steps=steps, batch_size=8, lr=1e-2, warmup=10, data_block=min(50, steps),
@@ -29,12 +33,13 @@ def measure(arch: str, members: int, steps: int, device, cuda_graph: bool = True
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.time()
-    res = train_ensemble(models, [task] * members, cfg, seeds=list(range(members)), device=device,
-                         progress=False)
+    res = train_ensemble(models, [task] * members, cfg, seeds=[s % (streams or members) for s in range(members)],
+                         device=device, progress=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.time() - t0
-    return {"arch": arch, "d_model": d, "members": members, "steps": steps, "cuda_graph": cuda_graph,
+    return {"arch": arch, "d_model": d, "members": members, "streams": min(streams or members, members),
+            "steps": steps, "cuda_graph": cuda_graph,
             "wall_s": round(wall, 3), "model_steps_per_s": round(members * steps / wall, 1),
             "final_loss_mean": float(sum(r["history"]["train_loss"][-1] for r in res) / members),
             "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2)
@@ -45,7 +50,8 @@ def main():
     ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark")
     ap.add_argument("--archs", default="SSM-TF,TF-TF,SSM-SSM,TF-SSM")
     ap.add_argument("--members", default="1,64,256,1024")
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--streams", type=int, default=None, help="distinct data streams (default: one per member)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--eager-baseline", action="store_true", help="also time one model without a CUDA graph")
     ap.add_argument("--data-processes", type=int, default=None,
@@ -69,18 +75,19 @@ def main():
         for m in members:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            rows.append(measure(arch, m, args.steps, device))
+            rows.append(measure(arch, m, args.steps, device, streams=args.streams))
             print(rows[-1], flush=True)
     print(f"\n{device_name(device)}: model-steps per second, width-12 two-layer models, batch 8, L = 100")
-    print(f"{'arch':8s} {'members':>7s} {'graph':>5s} {'steps/s':>10s} {'x one-at-a-time':>16s} {'GB':>6s}")
+    print(f"{'arch':8s} {'members':>7s} {'streams':>7s} {'graph':>5s} {'steps/s':>10s} {'x one-at-a-time':>16s} {'GB':>6s}")
     for arch in args.archs.split(","):
         base = next(r for r in rows if r["arch"] == arch and r["members"] == 1 and r["cuda_graph"])
         for r in (r for r in rows if r["arch"] == arch):
-            print(f"{arch:8s} {r['members']:7d} {str(r['cuda_graph']):>5s} {r['model_steps_per_s']:10.0f} "
+            print(f"{arch:8s} {r['members']:7d} {r['streams']:7d} {str(r['cuda_graph']):>5s} {r['model_steps_per_s']:10.0f} "
                   f"{r['model_steps_per_s'] / base['model_steps_per_s']:16.1f} {r['peak_mem_gb'] or 0:6.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": device_name(device), "torch": torch.__version__,
+            json.dump({"device": device_name(device), "torch": torch.__version__, "commit": git_commit(),
+                       "args": vars(args),
                        "data_processes": int(os.environ.get("COMPANION_DATA_PROCESSES", 0)), "rows": rows}, f,
                       indent=1)
 

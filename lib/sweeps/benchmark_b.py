@@ -261,9 +261,93 @@ def run_compiled(base, examples, args, device, compiled: bool) -> dict:
                      if compiled else "eager")}
 
 
-def run_ours_compiled(base, examples, args, device) -> dict:
+def run_graphed(base, examples, args, device, compiled: bool) -> dict:
+    """`compiled`, plus the whole step (forward, backward, clipping, AdamW) captured as one
+    CUDA graph per batch shape (lengths padded to a multiple of 16: few shapes), and the
+    mixers' depthwise convolutions as shifted multiply-adds that compile into one kernel.
+    Capturing takes a few extra training steps per shape, before the timed ones."""
+    from torch._dynamo.utils import counters
+    total, cuda = args.warmup + args.steps, device.type == "cuda"
+    model = copy.deepcopy(base).to(device).train()
+    for m in model.modules():
+        if hasattr(m, "shifted_conv"):
+            m.shifted_conv = True
+    compiled = compiled and cuda  # the CPU run only checks the code path
+    if compiled:
+        torch._dynamo.reset()
+        for name in ("recompile_limit", "cache_size_limit"):
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, 64)
+        # Mamba-2's reshapes fail inductor's range analysis under dynamic shapes (torch
+        # 2.11): its blocks compile once per batch shape instead
+        dynamic = not any(n.endswith("mamba2") or "mamba2_" in n for n in model.cfg.layers)
+        for layer in model.layers:
+            layer.compile(dynamic=dynamic)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=torch.tensor(LR, device=device) if cuda else LR,
+                            weight_decay=WEIGHT_DECAY, fused=cuda, capturable=cuda)
+    sched_cfg = TrainConfig(steps=total, warmup=WARMUP_FRAC, schedule="cosine")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    batches = [pad_batch([examples[i] for i in order[k * args.batch:(k + 1) * args.batch]], 16)
+               for k in range(total)]
+    random.Random(0).shuffle(batches)
+
+    def step(ids, labels):
+        with autocast:
+            loss = lm_loss(model, ids, labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP, foreach=True)
+        opt.step()
+        opt.zero_grad(set_to_none=not cuda)  # a graph's gradients stay where it captured them
+        return loss.detach()
+
+    graphs = {}
+    with opaque_mamba_kernels():
+        if cuda:  # warm up (and compile) every shape on a side stream, then capture each
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for shape in sorted({x.shape for x, _ in batches}):
+                    x, y = next((x.to(device), y.to(device)) for x, y in batches if x.shape == shape)
+                    for _ in range(2):
+                        step(x, y)
+                    graphs[shape] = [x, y]
+            torch.cuda.current_stream().wait_stream(side)
+            pool = torch.cuda.graph_pool_handle()
+            for shape, (x, y) in graphs.items():
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g, pool=pool):
+                    out = step(x, y)
+                graphs[shape] = (g, x, y, out)
+            batches = [(x.pin_memory(), y.pin_memory()) for x, y in batches]
+        n_graphs = counters["stats"]["unique_graphs"]
+        for i, (ids, labels) in enumerate(batches):
+            if i == args.warmup:
+                sync(device)
+                t0 = time.perf_counter()
+            lr = LR * lr_factor(i, sched_cfg)
+            if cuda:
+                g, x, y, loss = graphs[ids.shape]
+                x.copy_(ids, non_blocking=True)
+                y.copy_(labels, non_blocking=True)
+                opt.param_groups[0]["lr"].fill_(lr)
+                g.replay()
+            else:
+                opt.param_groups[0]["lr"] = lr
+                loss = step(ids, labels)
+        sync(device)
+    timed = batches[args.warmup:]
+    how = f"torch.compile ({n_graphs} graphs)" if compiled else "eager"
+    return {"path": "graphed", "wall_s": time.perf_counter() - t0,
+            "real": sum(int((x != PAD).sum()) for x, _ in timed), "padded": sum(x.numel() for x, _ in timed),
+            "final_loss": float(loss),
+            "note": f"{how}, {len(graphs)} CUDA graphs, shifted conv" if cuda else f"{how}, no CUDA graphs"}
+
+
+def run_ours_compiled(base, examples, args, device, run=run_compiled) -> dict:
     try:
-        return run_compiled(base, examples, args, device, compiled=not args.no_compile)
+        return run(base, examples, args, device, compiled=not args.no_compile)
     except Exception as e:  # mamba-ssm's custom ops may break torch.compile: record it, run eagerly
         if args.no_compile:
             raise
@@ -272,7 +356,7 @@ def run_ours_compiled(base, examples, args, device) -> dict:
     print(f"  torch.compile failed ({error}); running eagerly", flush=True)
     torch._dynamo.reset()
     free_memory(device)
-    row = run_compiled(base, examples, args, device, compiled=False)
+    row = run(base, examples, args, device, compiled=False)
     return {**row, "note": f"eager: torch.compile failed ({error})"}
 
 
@@ -300,7 +384,7 @@ def peak_flops(name: str) -> float | None:
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark_b", description=__doc__.split("\n")[0])
     ap.add_argument("--families", default="transformer,mamba,mamba2,hybridI_1m")
-    ap.add_argument("--paths", default="hf_trainer,train_loop,compiled")
+    ap.add_argument("--paths", default="hf_trainer,train_loop,compiled,graphed")
     ap.add_argument("--steps", type=int, help="timed steps (GPU 30, CPU 3)")
     ap.add_argument("--warmup", type=int, help="untimed steps first (GPU 10, CPU 1)")
     ap.add_argument("--batch", type=int, help="examples per step (GPU 64, CPU 4)")
@@ -331,7 +415,8 @@ def main(argv=None):
         print(f"{family}: {base.num_params(non_embedding=True) / 1e6:.1f}M non-embedding parameters", flush=True)
         runs = {"hf_trainer": lambda: run_hf(base, examples, args, device),
                 "train_loop": lambda: run_train_loop(base, task, args, device),
-                "compiled": lambda: run_ours_compiled(base, examples, args, device)}
+                "compiled": lambda: run_ours_compiled(base, examples, args, device),
+                "graphed": lambda: run_ours_compiled(base, examples, args, device, run_graphed)}
         for path in paths:
             free_memory(device)
             try:
