@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import gc
 import json
 import tempfile
 import threading
@@ -66,6 +67,9 @@ def timed(ensembles: list[list[Member]], steps: int, device) -> float:
     """Wall seconds for these ensembles to train `steps` steps at once, each in its own
     thread (and CUDA stream), timed once their models are built (a repeated ensemble's
     models are copies of the first build)."""
+    gc.collect()  # the previous timing's graphs and models, before this one allocates
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     built: dict[int, list] = {}
     models = []
     for ens in ensembles:
@@ -102,10 +106,11 @@ def measure_kind(group: list[list[Member]], device, short: int, steps: int, conc
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     timed([sample], short, device)  # warm-up: kernels, autotuning; peak memory of one
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    # reserved, not allocated: CUDA graphs keep private pools
+    peak = torch.cuda.max_memory_reserved(device) if device.type == "cuda" else 0
     c = min(concurrent, len(group))
     if peak:
-        c = max(1, min(c, int(0.8 * torch.cuda.get_device_properties(device).total_memory // peak)))
+        c = max(1, min(c, int(0.7 * torch.cuda.get_device_properties(device).total_memory // peak)))
     t_short = timed([sample] * c, short, device)
     t_long = timed([sample] * c, short + steps, device)
     m, cfg = sample[0], sample[0].cfg
@@ -129,6 +134,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=30, help="timed steps (beyond --short)")
     ap.add_argument("--short", type=int, default=10, help="steps of the run whose time is subtracted")
     ap.add_argument("--concurrent", type=int, default=CONCURRENT, help="ensembles at once (memory permitting)")
+    ap.add_argument("--only", default=None, help="measure only the kinds whose label contains this")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -146,6 +152,9 @@ def main(argv=None):
                                   default=str)].append(ens)
             kinds = []
             for group in groups.values():
+                if args.only and args.only not in " ".join(
+                        str(v) for k, v in group[0][0].run.labels.items() if not k.startswith(("train.", "task."))):
+                    continue
                 kinds.append(measure_kind(group, device, args.short, args.steps, args.concurrent))
                 k = kinds[-1]
                 print(f"{name}: {k['model']} ({k['depth']} layers, d={k['d_model']}, {k['params'] / 1e6:.1f}M parameters), "
