@@ -263,7 +263,7 @@ def run_compiled(base, examples, args, device, compiled: bool) -> dict:
 
 def run_graphed(base, examples, args, device, compiled: bool) -> dict:
     """`compiled`, plus the whole step (forward, backward, clipping, AdamW) captured as one
-    CUDA graph per batch shape (lengths padded to a multiple of 8 or 16), and the
+    CUDA graph per batch shape (batches of sorted lengths, little padding), and the
     mixers' depthwise convolutions as shifted multiply-adds that compile into one kernel.
     Capturing takes a few extra training steps per shape, before the timed ones."""
     from torch._dynamo.utils import counters
@@ -273,9 +273,10 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
         if hasattr(m, "shifted_conv"):
             m.shifted_conv = True
     compiled = compiled and cuda  # the CPU run only checks the code path
-    # Mamba-2's reshapes fail inductor's range analysis under dynamic shapes (torch 2.11):
-    # its blocks compile once per batch shape instead, so its lengths are padded to a
-    # multiple of 16 (fewer shapes), the others' to a multiple of 8 (less padding)
+    # Examples sorted by length make batches of nearly equal lengths, each padded only to
+    # its longest. Mamba-2's reshapes fail inductor's range analysis under dynamic shapes
+    # (torch 2.11): its blocks compile once per batch shape instead, so its lengths are
+    # padded to a multiple of 16 (few shapes, few compilations)
     dynamic = not any(n.endswith("mamba2") or "mamba2_" in n for n in model.cfg.layers)
     if compiled:
         torch._dynamo.reset()
@@ -290,7 +291,7 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
     sched_cfg = TrainConfig(steps=total, warmup=WARMUP_FRAC, schedule="cosine")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    batches = [pad_batch([examples[i] for i in order[k * args.batch:(k + 1) * args.batch]], 8 if dynamic else 16)
+    batches = [pad_batch([examples[i] for i in order[k * args.batch:(k + 1) * args.batch]], 1 if dynamic else 16)
                for k in range(total)]
     random.Random(0).shuffle(batches)
 
