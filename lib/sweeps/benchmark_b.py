@@ -265,7 +265,8 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
     """`compiled`, plus the whole step (forward, backward, clipping, AdamW) captured as one
     CUDA graph per batch shape (batches of sorted lengths, little padding), and the
     mixers' depthwise convolutions as shifted multiply-adds that compile into one kernel.
-    Capturing takes a few extra training steps per shape, before the timed ones."""
+    Warming up and capturing take a few training steps per shape; they are undone (weights
+    and optimizer state reset in place) before the steps that count."""
     from torch._dynamo.utils import counters
     total, cuda = args.warmup + args.steps, device.type == "cuda"
     model = copy.deepcopy(base).to(device).train()
@@ -307,6 +308,7 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
     graphs = {}
     with opaque_mamba_kernels():
         if cuda:  # warm up (and compile) every shape on a side stream, then capture each
+            start = [p.detach().clone() for p in params]
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -322,6 +324,13 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
                 with torch.cuda.graph(g, pool=pool):
                     out = step(x, y)
                 graphs[shape] = (g, x, y, out)
+            with torch.no_grad():  # undo the warm-up and capture steps: timed training starts fresh
+                for p, p0 in zip(params, start):
+                    p.copy_(p0)
+                for state in opt.state.values():  # AdamW's step count and moments, in place
+                    for v in state.values():
+                        if torch.is_tensor(v):
+                            v.zero_()
             batches = [(x.pin_memory(), y.pin_memory()) for x, y in batches]
         n_graphs = counters["stats"]["unique_graphs"]
         for i, (ids, labels) in enumerate(batches):
