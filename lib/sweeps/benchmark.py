@@ -78,11 +78,13 @@ def main():
             rows.append(measure(arch, m, args.steps, device, streams=args.streams))
             print(rows[-1], flush=True)
     print(f"\n{device_name(device)}: model-steps per second, width-12 two-layer models, batch 8, L = 100")
-    print(f"{'arch':8s} {'members':>7s} {'streams':>7s} {'graph':>5s} {'steps/s':>10s} {'x one-at-a-time':>16s} {'GB':>6s}")
+    print(f"{'arch':8s} {'members':>7s} {'streams':>7s} {'graph':>5s} {'steps/s':>10s} "
+          f"{'x one-at-a-time':>16s} {'GB':>6s}")
     for arch in args.archs.split(","):
         base = next(r for r in rows if r["arch"] == arch and r["members"] == 1 and r["cuda_graph"])
         for r in (r for r in rows if r["arch"] == arch):
-            print(f"{arch:8s} {r['members']:7d} {r['streams']:7d} {str(r['cuda_graph']):>5s} {r['model_steps_per_s']:10.0f} "
+            print(f"{arch:8s} {r['members']:7d} {r['streams']:7d} {str(r['cuda_graph']):>5s} "
+                  f"{r['model_steps_per_s']:10.0f} "
                   f"{r['model_steps_per_s'] / base['model_steps_per_s']:16.1f} {r['peak_mem_gb'] or 0:6.2f}")
     if args.json:
         with open(args.json, "w") as f:

@@ -19,10 +19,14 @@ format) at batch 64 in three ways, in one process on one GPU:
   The warm-up steps meet every bucket shape, so no compilation should fall in the timed
   steps (the row's note counts any). If compiling fails the same loop runs eagerly, and
   the row says so.
+- `graphed`: `compiled`, plus the whole step captured as one CUDA graph per batch shape
+  (its warm-up and capture steps undone before timing), batches of sorted lengths padded
+  only to their longest, and the mixers' depthwise convolutions as shifted multiply-adds
+  (lib.models.mamba.causal_conv) that compile into one kernel.
 
-`hf_trainer` and `compiled` read the same pre-drawn examples. Tokens/s counts the real
-(non-pad) input tokens of the timed steps over their wall time, step end to step end
-after `warmup` steps, so each loop's own data handling counts as in a real run; padded
+`hf_trainer`, `compiled` and `graphed` read the same pre-drawn examples. Tokens/s counts
+the real (non-pad) input tokens of the timed steps over their wall time, step end to step
+end after `warmup` steps, so each loop's own data handling counts as in a real run; padded
 tokens/s counts every position. Model FLOPs per real token are the standard
 6 N + 12 L_attn d T (N non-embedding parameters, L_attn attention layers, d the width,
 T = the task's padded length, one T for every path so that MFU ratios equal throughput
@@ -255,7 +259,8 @@ def run_compiled(base, examples, args, device, compiled: bool) -> dict:
         sync(device)
     timed = batches[args.warmup:]
     return {"path": "compiled", "wall_s": time.perf_counter() - t0,
-            "real": sum(int((x != PAD).sum()) for x, _ in timed), "padded": sum(x.numel() for x, _ in timed), "final_loss": float(loss.detach()),
+            "real": sum(int((x != PAD).sum()) for x, _ in timed), "padded": sum(x.numel() for x, _ in timed),
+            "final_loss": float(loss.detach()),
             "note": (f"torch.compile, {counters['stats']['unique_graphs']} graphs, "
                      f"{counters['stats']['unique_graphs'] - graphs['before']} compiled while timed"
                      if compiled else "eager")}

@@ -115,7 +115,8 @@ def measure_kind(group: list[list[Member]], device, short: int, steps: int, conc
     t_long = timed([sample] * c, short + steps, device)
     m, cfg = sample[0], sample[0].cfg
     model = " ".join(str(v) for k, v in m.run.labels.items() if not k.startswith(("train.", "task.")))
-    return {"model": model, "depth": len(m.probe.cfg.layers), "d_model": m.probe.cfg.d_model, "params": m.probe.num_params(),
+    return {"model": model, "depth": len(m.probe.cfg.layers), "d_model": m.probe.cfg.d_model,
+            "params": m.probe.num_params(),
             "members": len(sample), "ensembles": len(group), "concurrent": c, "batch": cfg.batch_size,
             "seq_len": m.task.seq_len, "amp": cfg.amp, "peak_gb_one": round(peak / 2 ** 30, 2),
             "s_per_step": max(t_long - t_short, 1e-9) / steps,
@@ -157,7 +158,8 @@ def main(argv=None):
                     continue
                 kinds.append(measure_kind(group, device, args.short, args.steps, args.concurrent))
                 k = kinds[-1]
-                print(f"{name}: {k['model']} ({k['depth']} layers, d={k['d_model']}, {k['params'] / 1e6:.1f}M parameters), "
+                print(f"{name}: {k['model']} ({k['depth']} layers, d={k['d_model']}, "
+                      f"{k['params'] / 1e6:.1f}M parameters), "
                       f"{k['ensembles']} ensembles of {k['members']}, {k['concurrent']} at once: "
                       f"{k['s_per_step'] * 1e3:.1f} ms per step, peak {k['peak_gb_one']} GB alone", flush=True)
                 if args.json:  # as it goes: a run cut short keeps what it measured
