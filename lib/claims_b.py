@@ -110,7 +110,10 @@ def _run_curve(rec: dict) -> tuple[np.ndarray, np.ndarray, float]:
 
 def mean_curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Mean exact match over seeds against training examples, from 0 (counted as 0) to the
-    training budget; a run that stopped early keeps its last value."""
+    training budget; a run that stopped early keeps its last value. Linear between
+    evaluations, so that a crossing of the 0.95 level lands between them; the figures'
+    curves (lib.plots.retrieval.held_curves) hold each value until the next evaluation
+    instead, drawing only what was measured. The two can differ between evaluations."""
     curves = [_run_curve(r) for r in records]
     budget = max(b for _, _, b in curves)
     grid = np.unique(np.concatenate([x for x, _, _ in curves] + [[budget]]))

@@ -7,7 +7,8 @@
   trained alone with the same seed (dropout on), within float rounding;
 - the per-member AdamW and clipping equal torch's on a single model;
 - the dropout masks depend on (member seed, step) only, not on the packing;
-- the sweep runner packs runs of one shape together across experiments and windows.
+- the sweep runner packs runs of one shape together across experiments and windows, and
+  starts ensembles only while their memory fits (one alone always starts).
 """
 import copy
 
@@ -19,7 +20,7 @@ from lib.models import build_model, micro, paper_b, selective_scan_ref
 from lib.models.ensemble import Ensemble, _norm, keyed_uniform
 from lib.models.lm import ModelError
 from lib.models.mamba import selective_scan_parallel
-from lib.sweeps.runner import Member, pack
+from lib.sweeps.runner import Member, admits, pack
 from lib.tasks import make_task
 from lib.training import MemberAdamW, TrainConfig, train, train_ensemble
 from lib.training.loop import clip_members_
@@ -163,3 +164,11 @@ def test_runner_packs_one_shape_across_experiments_and_windows(tmp_path):
     groups = pack(members, budget=1e12, max_members=100)
     assert sorted(len(g) for g in groups) == [2, 6]
     assert pack(members, budget=1e12, max_members=4) and max(len(g) for g in pack(members, 1e12, 4)) == 4
+
+
+def test_memory_admission_lets_large_runs_train_with_fewer_beside_them():
+    """Ensembles start while their memory costs fit the total; one alone always starts."""
+    assert admits([], 10.0, 1.0)  # a run larger than the whole budget still trains, alone
+    assert not admits([10.0], 1.0, 1.0)
+    assert admits([0.4, 0.3], 0.3, 1.0) and not admits([0.4, 0.3], 0.31, 1.0)
+

@@ -199,6 +199,8 @@ def test_figures_draw_from_records(tmp_path, monkeypatch):
                 P.cosine_figure(runs, "quick", P.FIG22, P.pca_size_rows()),
                 P.data_efficiency_figure(runs, pd.DataFrame(columns=runs.columns))):
         assert fig.axes
+    fig7 = P.data_efficiency_figure(runs, pd.DataFrame(columns=runs.columns))
+    assert any(np.allclose(line.get_ydata(), 1 / N) for line in fig7.axes[0].get_lines())  # the chance level
     edges = P.edge_table(runs)
     assert set(edges["model"]) == {"Transformer (RoPE)", "Hybrid2S M2‖T", "Hybrid2SR M2‖T"}
     assert edges[edges["model"] == "Hybrid2SR M2‖T"]["edge advantage"].max() > 0

@@ -185,9 +185,12 @@ def locality_table(table: pd.DataFrame, profile: str, names: list[str] | None = 
 # --------------------------------------------------------------------------- figures
 
 def data_efficiency_figure(position: pd.DataFrame, state: pd.DataFrame, suptitle: str = ""):
-    """B-fig7: as B-fig3, from the position runs (threshold 0.95, L = 200)."""
+    """B-fig7: as B-fig3, from the position runs (threshold 0.95, L = 200), with the chance
+    level 1/(number of symbols): there, unlike n-gram retrieval, a guess scores above 0."""
     from .retrieval import data_efficiency_figure as fig3
-    return fig3(position, state, suptitle, threshold=THRESHOLD, length=200, fig_id="B-fig7")
+    symbols = [r["run"]["task"]["num_symbols"] for t in (position, state) if not t.empty for r in t["record"]]
+    return fig3(position, state, suptitle, threshold=THRESHOLD, length=200, fig_id="B-fig7",
+                chance=1 / max(symbols) if symbols else None)
 
 
 def _panels(rows: int, cols: int, w: float, h: float, ratios=None):

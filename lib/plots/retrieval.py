@@ -232,7 +232,8 @@ def examples_scale(x_max: float) -> tuple[float, str]:
 def held_curves(rows: pd.DataFrame, grid: np.ndarray, metric: str = "exact_match") -> np.ndarray:
     """[runs, grid] validation `metric` of each run at each number of examples: its last
     evaluation at or before that point (NaN before its first), so a run that stopped
-    early stays at its last value up to the end of the grid."""
+    early stays at its last value up to the end of the grid. (The claims interpolate
+    instead, lib.claims_b.mean_curve, to place a threshold crossing between evaluations.)"""
     out = np.full((len(rows), len(grid)), np.nan)
     for i, rec in enumerate(rows["record"]):
         xs = np.array([p["examples"] for p in rec["eval_curve"]], dtype=float)
@@ -265,9 +266,12 @@ def plot_curve(ax, rows: pd.DataFrame, grid: np.ndarray, scale: float, lbl: str,
     return True
 
 
-def _curve_axes(ax, title: str, xlabel: str, threshold: float | None = EARLY_STOP, length: int = TRAIN_MAX_LEN):
+def _curve_axes(ax, title: str, xlabel: str, threshold: float | None = EARLY_STOP, length: int = TRAIN_MAX_LEN,
+                chance: float | None = None):
     if threshold is not None:
         ax.axhline(threshold, color="0.5", lw=0.8, ls=":")
+    if chance is not None:
+        ax.axhline(chance, color="0.3", lw=0.9, ls="--", label=f"chance ({chance:.3g})")
     ax.set(title=title, xlabel=xlabel, ylabel=f"validation exact match (L = {length})", ylim=(-0.02, 1.02))
     ax.set_xlim(left=0)
     ax.grid(ls="--", alpha=0.4)
@@ -283,11 +287,13 @@ def _legend(ax):
 
 
 def data_efficiency_figure(ngram: pd.DataFrame, state: pd.DataFrame, suptitle: str = "", *,
-                           threshold: float = EARLY_STOP, length: int = TRAIN_MAX_LEN, fig_id: str = "B-fig3"):
+                           threshold: float = EARLY_STOP, length: int = TRAIN_MAX_LEN, fig_id: str = "B-fig3",
+                           chance: float | None = None):
     """B-fig3 (and B-fig7, from the position runs): (a) the 8 families, (b) SSM state
     16/32/64 with the Transformer (RoPE) dashed violet, (c) HybridI M/T and M2/T 1/1..4/1
     with the pure SSMs in green. State 16 comes from `ngram` (B-ngram), 32 and 64 from
-    `state` (B-ngram-state); `threshold` is the dotted line, `length` the validation length."""
+    `state` (B-ngram-state); `threshold` is the dotted line, `length` the validation length,
+    `chance` (if given) a dashed line at a uniform guess's exact match."""
     grid = curve_grid([ngram, state])
     scale, xlabel = examples_scale(grid.max() if len(grid) else 0)
     fig, axes = plt.subplots(1, 3, figsize=(18, 6.4), sharex=True, sharey=True)
@@ -304,9 +310,9 @@ def data_efficiency_figure(ngram: pd.DataFrame, state: pd.DataFrame, suptitle: s
     missing = [n for n in ("mamba", "mamba2", *HYBRID_M, *HYBRID_M2)
                if not plot_curve(c, _pick(ngram, n), grid, scale, label(n), **style(n))]
     note_missing(f"{fig_id} (c)", "runs", missing)
-    _curve_axes(a, "(a) data efficiency", xlabel, threshold, length)
-    _curve_axes(b, "(b) SSM state dimension", xlabel, threshold, length)
-    _curve_axes(c, "(c) HybridI: Mamba layers per attention layer", xlabel, threshold, length)
+    _curve_axes(a, "(a) data efficiency", xlabel, threshold, length, chance)
+    _curve_axes(b, "(b) SSM state dimension", xlabel, threshold, length, chance)
+    _curve_axes(c, "(c) HybridI: Mamba layers per attention layer", xlabel, threshold, length, chance)
     fig.suptitle(suptitle)
     return fig
 

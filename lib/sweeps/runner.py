@@ -132,15 +132,27 @@ CONCURRENT = int(os.environ.get("COMPANION_CONCURRENT", 16))  # ensembles traini
 os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
 
 
-def _budget(device) -> tuple[float, int]:
-    """Floats of activations per ensemble and most members per ensemble, per device
-    (on a GPU, ~24 GB shared by the ensembles that train at once in every process on it:
-    CUDA graphs hold their own memory besides)."""
-    if device.type != "cuda":
-        return 1.5e8, 64
+def _memory(device) -> float:
+    """Floats of activations this process's ensembles may hold at once on a GPU: ~24 GB
+    shared by every process on it (CUDA graphs hold their own memory besides)."""
     # torchrun may start several processes per GPU (LOCAL_WORLD_SIZE of them on this host)
     sharing = math.ceil(int(os.environ.get("LOCAL_WORLD_SIZE", 1)) / max(1, torch.cuda.device_count()))
-    return 6e9 / (CONCURRENT * sharing), 4096
+    return 6e9 / sharing
+
+
+def _budget(device) -> tuple[float, int]:
+    """Floats of activations per ensemble and most members per ensemble, per device (on a
+    GPU, an equal share of _memory for each of the ensembles that train at once)."""
+    if device.type != "cuda":
+        return 1.5e8, 64
+    return _memory(device) / CONCURRENT, 4096
+
+
+def admits(running: list[float], new: float, total: float) -> bool:
+    """Whether an ensemble of memory cost `new` may start beside `running` ones within
+    `total`. One alone always may: a run too large for the budget (a paper-scale model,
+    packed alone) then trains with fewer beside it instead of running the GPU out of memory."""
+    return not running or sum(running) + new <= total
 
 
 # A folder where ensembles save their state every ~500 steps, so that a sweep killed
@@ -259,10 +271,13 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
                        f"d={m.probe.cfg.d_model}, {m.cfg.steps} steps in {time.time() - t0:.0f} s")
         return out
 
+    weight = lambda ens: len(ens) * ens[0].cost()  # noqa: E731
+    total = _memory(device) * concurrent / CONCURRENT  # as much as `concurrent` full ensembles
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
         todo, running = list(order), {}
         while todo or running:
-            while todo and len(running) < concurrent and (deadline is None or time.time() < deadline):
+            while todo and len(running) < concurrent and (deadline is None or time.time() < deadline) \
+                    and admits([weight(e) for e in running.values()], weight(todo[0]), total):
                 ens = todo.pop(0)
                 running[pool.submit(on_stream, ens)] = ens
             if not running:
