@@ -210,12 +210,14 @@ def opaque_mamba_kernels():
             setattr(m, name, fn)
 
 
-def bucket_batches(examples, batch: int, n_batches: int, warmup: int, seed: int = 0) -> list:
-    """Sort by length, cut into batches (padded to a multiple of 8, few shapes), shuffle their
-    order, then move one batch of each shape to the front: the warm-up steps meet every
-    shape, so no compilation (inductor's or Triton's) falls in the timed steps."""
+def bucket_batches(examples, batch: int, n_batches: int, warmup: int, seed: int = 0, multiple: int = 8) -> list:
+    """Sort by length, cut into batches (lengths padded to a multiple of `multiple`: the
+    larger, the fewer shapes), shuffle their order, then move one batch of each shape to
+    the front: the warm-up steps meet every shape (up to `warmup` of them), so no
+    compilation (inductor's or Triton's) falls in the timed steps."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    batches = [pad_batch([examples[i] for i in order[k * batch:(k + 1) * batch]], 8) for k in range(n_batches)]
+    batches = [pad_batch([examples[i] for i in order[k * batch:(k + 1) * batch]], multiple)
+               for k in range(n_batches)]
     random.Random(seed).shuffle(batches)
     head, tail = [], []
     for b in batches:
@@ -224,17 +226,22 @@ def bucket_batches(examples, batch: int, n_batches: int, warmup: int, seed: int 
     return head + tail
 
 
+def compile_blocks(model, dynamic: bool) -> None:
+    """Regional torch.compile: one compilation per distinct block, not per layer."""
+    torch._dynamo.reset()
+    for name in ("recompile_limit", "cache_size_limit"):  # one graph serves every layer; never fall back
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 64)
+    for layer in model.layers:
+        layer.compile(dynamic=dynamic)
+
+
 def run_compiled(base, examples, args, device, compiled: bool) -> dict:
     from torch._dynamo.utils import counters
     total = args.warmup + args.steps
     model = copy.deepcopy(base).to(device).train()
     if compiled:
-        torch._dynamo.reset()
-        for name in ("recompile_limit", "cache_size_limit"):  # one graph serves every layer; never fall back
-            if hasattr(torch._dynamo.config, name):
-                setattr(torch._dynamo.config, name, 64)
-        for layer in model.layers:  # regional: one compile per distinct block, not per layer
-            layer.compile(dynamic=True)
+        compile_blocks(model, dynamic=True)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY, fused=True)
     sched_cfg = TrainConfig(steps=total, warmup=WARMUP_FRAC, schedule="cosine")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, sched_cfg))
@@ -285,21 +292,13 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
     # padded to a multiple of 16 (few shapes, few compilations)
     dynamic = not any(n.endswith("mamba2") or "mamba2_" in n for n in model.cfg.layers)
     if compiled:
-        torch._dynamo.reset()
-        for name in ("recompile_limit", "cache_size_limit"):
-            if hasattr(torch._dynamo.config, name):
-                setattr(torch._dynamo.config, name, 64)
-        for layer in model.layers:
-            layer.compile(dynamic=dynamic)
+        compile_blocks(model, dynamic)
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=torch.tensor(LR, device=device) if cuda else LR,
                             weight_decay=WEIGHT_DECAY, fused=cuda, capturable=cuda)
     sched_cfg = TrainConfig(steps=total, warmup=WARMUP_FRAC, schedule="cosine")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    batches = [pad_batch([examples[i] for i in order[k * args.batch:(k + 1) * args.batch]], 1 if dynamic else 16)
-               for k in range(total)]
-    random.Random(0).shuffle(batches)
+    batches = bucket_batches(examples, args.batch, total, args.warmup, multiple=1 if dynamic else 16)
 
     def step(ids, labels):
         with autocast:

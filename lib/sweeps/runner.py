@@ -213,8 +213,12 @@ def _barrier() -> None:
         dist.barrier()
 
 
+def _memory_cost(ens: list[Member]) -> float:
+    return len(ens) * ens[0].cost()
+
+
 def _work(ens: list[Member]) -> float:
-    return len(ens) * ens[0].cost() * ens[0].cfg.steps
+    return _memory_cost(ens) * ens[0].cfg.steps
 
 
 def share(ensembles: list[list[Member]], rank: int, size: int) -> list[list[Member]]:
@@ -271,13 +275,12 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
                        f"d={m.probe.cfg.d_model}, {m.cfg.steps} steps in {time.time() - t0:.0f} s")
         return out
 
-    weight = lambda ens: len(ens) * ens[0].cost()  # noqa: E731
     total = _memory(device) * concurrent / CONCURRENT  # as much as `concurrent` full ensembles
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
         todo, running = list(order), {}
         while todo or running:
             while todo and len(running) < concurrent and (deadline is None or time.time() < deadline) \
-                    and admits([weight(e) for e in running.values()], weight(todo[0]), total):
+                    and admits([_memory_cost(e) for e in running.values()], _memory_cost(todo[0]), total):
                 ens = todo.pop(0)
                 running[pool.submit(on_stream, ens)] = ens
             if not running:
