@@ -446,7 +446,11 @@ def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: flo
     table = results_table(records)
     table.to_parquet(out_dir / "results.parquet", index=False)
     prov = provenance(profile=profile, device=resolve_device(device), wall_s=wall_s)
-    sweeps = [s for s in read_sweep_log(out_dir.parent) if out_dir.name in s["experiments"]]
+    commits = {r.get("commit") for r in records}
+    # the sweeps behind this table: not an earlier one whose runs a change of protocol has
+    # since replaced (it trained runs, none from its commit left); learning-rate trials count
+    sweeps = [s for s in read_sweep_log(out_dir.parent) if out_dir.name in s["experiments"]
+              and (not s.get("runs_trained") or s.get("commit") in commits or not commits)]
     # where the runs trained (the sweeps' machines, else each run's GPU), which may not be
     # where this table is written
     devices = sorted({s["device"] for s in sweeps} or {r["device"] for r in records})
