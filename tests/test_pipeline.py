@@ -92,6 +92,32 @@ def test_sweep_writes_results_and_resumes(tmp_path):
     assert again.drop(columns=["wall_s"]).equals(table.drop(columns=["wall_s"]))  # same seed, same numbers
 
 
+def test_crash_before_the_record_keeps_the_checkpoint(tmp_path, monkeypatch):
+    """A run whose training ended but whose record was never written (the process died in
+    between) resumes from its checkpoint, not from step 0, and gives the same numbers; once
+    recorded, the checkpoint is gone."""
+    from lib.sweeps import runner
+    record = runner.record
+    monkeypatch.setattr(runner, "CHECKPOINTS", str(tmp_path / "ckpt"))
+    monkeypatch.setattr(runner, "CHECKPOINT_EVERY", 1)
+    runs = expand_runs(tiny_spec(grid={"arch": ["SSM-TF"], "d_model": [4]}, seeds=1, lr={},
+                                 train={"steps": 6, "batch_size": 4, "warmup": 2, "data_block": 2}))
+    out, data = tmp_path / "results", tmp_path / "eval"
+
+    def dies(*args):
+        raise RuntimeError("CUDA error: out of memory")  # as a late asynchronous error surfaces
+
+    monkeypatch.setattr(runner, "record", dies)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_sweep(runs, out, profile="quick", data_dir=data, progress=False)
+    assert len(list((tmp_path / "ckpt").glob("*.pt"))) == 1 and not list((out / "runs").glob("*.json"))
+    monkeypatch.setattr(runner, "record", record)
+    resumed = run_sweep(runs, out, profile="quick", data_dir=data, progress=False)
+    assert not list((tmp_path / "ckpt").glob("*.pt"))
+    fresh = run_sweep(runs, tmp_path / "fresh", profile="quick", data_dir=data, progress=False)
+    assert resumed.drop(columns=["wall_s"]).equals(fresh.drop(columns=["wall_s"]))
+
+
 def test_dvc_pipeline_shape():
     """data -> train -> figure, each stage a papermill notebook run at ${profile}; every
     experiment of params.yaml is trained by a stage that writes its results folder."""

@@ -12,9 +12,10 @@ with data/results on a shared file system or gathered to the first process):
     torchrun --nproc-per-node 4 -m lib.sweeps --profile gpu --experiments all
 
 Paper B's models are trained one per ensemble, each from its own thread; threads of one
-process share the Python interpreter, so several processes per GPU keep the GPUs busier:
+process share the Python interpreter, so several processes per GPU keep the GPUs busier
+(two: at four, an 80 GB H100 ran out of memory in two of three sweeps):
 
-    COMPANION_CONCURRENT=4 torchrun --nproc-per-node 16 -m lib.sweeps ...   # 4 GPUs x 4 processes
+    COMPANION_CONCURRENT=4 torchrun --nproc-per-node 8 -m lib.sweeps ...   # 4 GPUs x 2 processes
 """
 import argparse
 import datetime

@@ -158,16 +158,15 @@ def admits(running: list[float], new: float, total: float) -> bool:
 # A folder where ensembles save their state every ~500 steps, so that a sweep killed
 # mid-ensemble resumes it (on the same machine); unset, nothing is saved.
 CHECKPOINTS = os.environ.get("COMPANION_CHECKPOINTS")
+CHECKPOINT_EVERY = 500  # steps, rounded to the data block
 
 
 def _train(members: list[Member], device, data_dir: Path, streams: StreamCache) -> list[dict]:
     evals = [None if m.trial else eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)
              for m in members]
-    cfg, ckpt = members[0].cfg, None
-    if CHECKPOINTS:  # named by the ensemble's members, in order: only the same ensemble resumes
-        ident = json.dumps([[str(m.out_dir), m.run.id, m.trial, m.lr, m.seed] for m in members])
-        ckpt = Path(CHECKPOINTS) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.pt"
-        cfg = dataclasses.replace(cfg, checkpoint_every=cfg.data_block * max(1, 500 // cfg.data_block))
+    cfg, ckpt = members[0].cfg, _checkpoint(members)
+    if ckpt is not None:
+        cfg = dataclasses.replace(cfg, checkpoint_every=cfg.data_block * max(1, CHECKPOINT_EVERY // cfg.data_block))
     models = [m.build() for m in members]
     out = train_ensemble(models, [m.task for m in members], cfg, seeds=[m.seed for m in members],
                          lrs=[m.lr for m in members], eval_batches=evals, device=device, progress=False,
@@ -175,9 +174,24 @@ def _train(members: list[Member], device, data_dir: Path, streams: StreamCache) 
     for m, model, res in zip(members, models, out):  # tests of the trained weights (paper B)
         if not m.trial:
             res["tests"] = run_tests(model, m.task, m.run.tests, data_dir, device)
-    if ckpt is not None:
-        ckpt.unlink(missing_ok=True)
     return out
+
+
+def _checkpoint(members: list[Member]) -> Path | None:
+    """Where an ensemble's training state is saved (with COMPANION_CHECKPOINTS), named by
+    its members in order: only the same ensemble resumes from it."""
+    if not CHECKPOINTS:
+        return None
+    ident = json.dumps([[str(m.out_dir), m.run.id, m.trial, m.lr, m.seed] for m in members])
+    return Path(CHECKPOINTS) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.pt"
+
+
+def _finish(on_done, ens: list[Member], results: list[dict]) -> None:
+    """Record an ensemble's results, then drop its checkpoint: a crash between the end of
+    training and the record (a CUDA error surfacing late) resumes near the end, not at 0."""
+    on_done(ens, results)
+    if (ckpt := _checkpoint(ens)) is not None:
+        ckpt.unlink(missing_ok=True)
 
 
 def _announce(ensembles: list[list[Member]]) -> StreamCache:
@@ -249,7 +263,7 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
         for ens in order:
             if deadline is not None and time.time() > deadline:
                 break
-            on_done(ens, _train(ens, device, data_dir, streams))
+            _finish(on_done, ens, _train(ens, device, data_dir, streams))
             bar.update(1)
         return bar.close()
 
@@ -287,7 +301,7 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in done:
-                on_done(running.pop(f), f.result())
+                _finish(on_done, running.pop(f), f.result())
                 bar.update(1)
     bar.close()
 
