@@ -23,3 +23,15 @@ def test_benchmark_b_runs_on_cpu(tmp_path):
         assert 0 <= r["pad_frac"] < 1 and r["speedup_vs_hf"] > 0
     assert rows["hf_trainer"]["speedup_vs_hf"] == 1.0
     assert report["settings"]["batch"] == 2 and report["commit"]
+
+
+def test_packed_mamba_trains_as_unpacked(tmp_path):
+    """Two examples a row (`packed`) train a Mamba exactly as one a row (`graphed`): the
+    same examples, the same losses after the same steps, up to float rounding."""
+    from lib.sweeps.benchmark_b import main
+
+    rows = {r["path"]: r for r in main(["--device", "cpu", "--allow-cpu", "--families", "mamba",
+                                        "--paths", "graphed,packed", "--steps", "2", "--batch", "5"])}
+    assert rows["packed"]["real"] == rows["graphed"]["real"]
+    assert rows["packed"]["final_loss"] == pytest.approx(rows["graphed"]["final_loss"], rel=1e-5)
+    assert "two examples a row" in rows["packed"]["note"]

@@ -161,6 +161,24 @@ def test_mamba_cuda_matches_torch(d, N, L, batch, kernel_calls):
     assert kernel_calls["selective_scan_fn"] == 1
 
 
+def test_mamba_cuda_packed_rows_equal_separate_sequences(kernel_calls):
+    """Packing (Mamba.resets) on the kernel path: two sequences in a row, apart by d_conv - 1
+    separators, get the outputs each gets alone (RESET_DT empties mamba-ssm's scan state)."""
+    torch.manual_seed(0)
+    m = Mamba(64, d_state=16, expand=2, d_conv=4, kernels="cuda").to(DEV)
+    _mamba_ssm_like_init_(m, seed=0)
+    a, b = torch.randn(2, 60, 64, device=DEV), torch.randn(2, 50, 64, device=DEV)
+    row = torch.cat([a, torch.zeros(2, 3, 64, device=DEV), b], 1)
+    resets = torch.zeros(2, row.shape[1], dtype=torch.bool, device=DEV)
+    resets[:, 60:63] = True
+    alone = m(a), m(b)
+    m.resets = resets
+    packed = m(row)
+    torch.testing.assert_close(packed[:, :60], alone[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(packed[:, 63:], alone[1], rtol=1e-4, atol=1e-5)
+    assert kernel_calls["selective_scan_fn"] == 3
+
+
 # (d, d_state, headdim, ngroups, chunk, L, batch); headdim must divide expand*d
 MAMBA2_SHAPES = [
     (4, 16, 8, 1, 256, 100, 8),  # E = 8: one head

@@ -27,7 +27,7 @@ from torch import nn
 from lib.models import (B_FAMILIES, LAYERS, Mamba, Mamba2, ModelConfig, ModelError, SequenceModel,
                         build_model, micro, paper_b, selective_scan_ref, ssd_scan_ref)
 from lib.models.attention import AttentionLayer
-from lib.models.mamba import causal_conv, selective_scan_parallel, ssd_scan_chunked
+from lib.models.mamba import causal_conv, selective_scan_parallel, set_resets, ssd_scan_chunked
 
 F64 = torch.float64
 
@@ -535,6 +535,33 @@ def test_ssd_scan_chunked_gradients_equal_ref(chunk):
     for name, g_ref, g_ch in zip(SSD_ORDER, *grads):
         assert torch.isfinite(g_ch).all(), name
         torch.testing.assert_close(g_ch, g_ref, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_packed_rows_equal_separate_sequences():
+    """Two sequences in one row, apart by d_conv - 1 separators marked in `resets`, give
+    each the logits and the loss gradients it has alone (Mamba-1 stacks: packing)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(layers=["mamba", "mamba"], d_model=16, d_state=4, kernels="torch")
+    model = SequenceModel(cfg, vocab_size=11).double().eval()  # eval: no embedding dropout
+    a, b = torch.randint(3, 11, (1, 7)), torch.randint(3, 11, (1, 5))
+    gap = cfg.d_conv - 1
+    row = torch.cat([a, torch.zeros(1, gap, dtype=torch.long), b], 1)
+    resets = torch.zeros_like(row, dtype=torch.bool)
+    resets[:, 7:7 + gap] = True
+
+    alone = [model(a), model(b)]
+    sum(x.sum() for x in alone).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    set_resets(model, resets)
+    packed = model(row)
+    torch.testing.assert_close(packed[:, :7], alone[0])
+    torch.testing.assert_close(packed[:, 7 + gap:], alone[1])
+    (packed[:, :7].sum() + packed[:, 7 + gap:].sum()).backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], msg=n)
+    set_resets(model, None)
+    assert not torch.allclose(model(row)[:, 7 + gap:], alone[1])  # unmarked, the rows would mix
 
 
 @pytest.mark.parametrize("mixer", [Mamba, Mamba2])

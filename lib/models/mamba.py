@@ -137,7 +137,14 @@ def selective_scan_parallel(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
     return y.to(dtype)
 
 
+RESET_DT = 1e4  # a boundary's step size: exp(-1e4 |A|) underflows to 0 for any |A| > 0.01
+
+
 class Mamba(nn.Module):
+    """Mamba-1 mixer. Several sequences may share a row (packing): set `resets` [b, L], True
+    at the d_conv - 1 positions that separate them; there the convolution reads zeros, as at
+    a row's start, and the scan's state goes to 0 (step RESET_DT, B = 0), so each sequence
+    sees only itself. Outputs at the separators are meaningless."""
     shifted_conv = False  # see causal_conv; set on compiled paths
 
     def __init__(self, d: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
@@ -155,14 +162,22 @@ class Mamba(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(E, 1))
         self.D = nn.Parameter(torch.ones(E))
         self.out_proj = nn.Linear(E, d, bias=bias)
+        self.register_buffer("resets", None, persistent=False)  # packing (see the class); a buffer, so
+        # that torch.compile takes a new mask as an input, not as a reason to recompile
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, L, _ = h.shape
         x, z = self.in_proj(h).transpose(1, 2).chunk(2, dim=1)  # [b, E, L] each
+        keep = None if self.resets is None else (~self.resets)[:, None, :].to(x.dtype)  # [b, 1, L]
+        if keep is not None:
+            x = x * keep
         x = F.silu(causal_conv(self.conv1d, x, self.shifted_conv))
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # bias enters the scan as delta_bias
-        B, C = B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous()
+        B, C = B.transpose(1, 2), C.transpose(1, 2).contiguous()
+        if keep is not None:
+            dt, B = dt + RESET_DT * (1 - keep), B * keep
+        B = B.contiguous()
         A = -torch.exp(self.A_log)
         if _use_kernels(self.kernels, h):
             from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as scan
@@ -171,6 +186,13 @@ class Mamba(nn.Module):
         y = scan(x.contiguous(), dt.contiguous(), A, B, C, self.D, z=z.contiguous(),
                  delta_bias=self.dt_proj.bias, delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))
+
+
+def set_resets(model: nn.Module, resets: torch.Tensor | None) -> None:
+    """Mark packed rows' separators [b, L] in every Mamba-1 mixer of `model` (None: no packing)."""
+    for m in model.modules():
+        if isinstance(m, Mamba):
+            m.resets = resets
 
 
 # --------------------------------------------------------------------------- Mamba-2

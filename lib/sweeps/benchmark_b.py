@@ -23,8 +23,15 @@ format) at batch 64 in three ways, in one process on one GPU:
   (its warm-up and capture steps undone before timing), batches of sorted lengths padded
   only to their longest, and the mixers' depthwise convolutions as shifted multiply-adds
   (lib.models.mamba.causal_conv) that compile into one kernel.
+- `packed` (Mamba only): `graphed` with two examples a row, the shortest of each sorted
+  batch beside its longest, the pair apart by d_conv - 1 separators at which every
+  Mamba-1 mixer zeroes the convolution's input and resets the scan's state, so each
+  example trains exactly as alone (tests/test_models.py). Why it may be faster:
+  mamba-ssm's selective scan gives each row and channel one 32-thread block, of 4 items
+  a thread up to 128 positions whatever the length, of 8 up to 256; 32 rows of ~150 are
+  half the blocks of 64 rows of ~75, each with twice the items.
 
-`hf_trainer`, `compiled` and `graphed` read the same pre-drawn examples. Tokens/s counts
+`hf_trainer`, `compiled`, `graphed` and `packed` read the same pre-drawn examples. Tokens/s counts
 the real (non-pad) input tokens of the timed steps over their wall time, step end to step
 end after `warmup` steps, so each loop's own data handling counts as in a real run; padded
 tokens/s counts every position. Model FLOPs per real token are the standard
@@ -42,6 +49,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import gc
 import importlib
 import importlib.metadata
@@ -56,6 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import build_model, paper_b
+from ..models.mamba import set_resets
 from ..provenance import device_name, git_commit
 from ..tasks import make_task
 from ..tasks.paper_b import PAD
@@ -210,20 +219,56 @@ def opaque_mamba_kernels():
             setattr(m, name, fn)
 
 
-def bucket_batches(examples, batch: int, n_batches: int, warmup: int, seed: int = 0, multiple: int = 8) -> list:
-    """Sort by length, cut into batches (lengths padded to a multiple of `multiple`: the
-    larger, the fewer shapes), shuffle their order, then move one batch of each shape to
-    the front: the warm-up steps meet every shape (up to `warmup` of them), so no
-    compilation (inductor's or Triton's) falls in the timed steps."""
+def _length_groups(examples, batch: int, n_batches: int) -> list[list]:
+    """The examples sorted by length, cut into n_batches groups of `batch`."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    batches = [pad_batch([examples[i] for i in order[k * batch:(k + 1) * batch]], multiple)
-               for k in range(n_batches)]
+    return [[examples[i] for i in order[k * batch:(k + 1) * batch]] for k in range(n_batches)]
+
+
+def _shuffle_warm_first(batches: list, warmup: int, seed: int) -> list:
+    """Shuffle the batches' order, then move one batch of each shape to the front: the
+    warm-up steps meet every shape (up to `warmup` of them), so no compilation (inductor's
+    or Triton's) falls in the timed steps."""
     random.Random(seed).shuffle(batches)
     head, tail = [], []
     for b in batches:
         new = b[0].shape[1] not in {h[0].shape[1] for h in head}
         (head if new and len(head) < warmup else tail).append(b)
     return head + tail
+
+
+def bucket_batches(examples, batch: int, n_batches: int, warmup: int, seed: int = 0, multiple: int = 8) -> list:
+    """(ids, labels) batches of sorted lengths, each padded to a multiple of `multiple` (the
+    larger, the fewer shapes), in shuffled order with every shape among the warm-up steps."""
+    return _shuffle_warm_first([pad_batch(g, multiple) for g in _length_groups(examples, batch, n_batches)],
+                               warmup, seed)
+
+
+def pack_batches(examples, batch: int, n_batches: int, warmup: int, gap: int, seed: int = 0,
+                 multiple: int = 8) -> list:
+    """bucket_batches' batches with two examples a row, each batch's shortest with its
+    longest, `gap` PAD separators between them marked in a third tensor, `resets` (see
+    lib.models.mamba.Mamba): (ids, labels, resets), half as many rows, each about twice as
+    long. The same examples make the same token-mean loss."""
+    batches = []
+    for g in _length_groups(examples, batch, n_batches):
+        half, rows, cuts = len(g) // 2, [], []
+        for (xa, ya), (xb, yb) in zip(g[:half], reversed(g[half:])):
+            rows.append((torch.cat([xa, torch.full((gap,), PAD), xb]), torch.cat([ya, torch.full((gap,), -100), yb])))
+            cuts.append(len(xa))
+        if len(g) % 2:  # an odd batch: its middle example has a row to itself
+            rows.append(g[half])
+        ids, labels = pad_batch(rows, multiple)
+        resets = torch.zeros_like(ids, dtype=torch.bool)
+        for i, n in enumerate(cuts):
+            resets[i, n:n + gap] = True
+        batches.append((ids, labels, resets))
+    return _shuffle_warm_first(batches, warmup, seed)
+
+
+def packable(model) -> bool:
+    """Packing (pack_batches) keeps sequences apart in Mamba-1 mixers only."""
+    return all(name == "mamba" for name in model.cfg.layers)
 
 
 def compile_blocks(model, dynamic: bool) -> None:
@@ -273,12 +318,13 @@ def run_compiled(base, examples, args, device, compiled: bool) -> dict:
                      if compiled else "eager")}
 
 
-def run_graphed(base, examples, args, device, compiled: bool) -> dict:
+def run_graphed(base, examples, args, device, compiled: bool, packed: bool = False) -> dict:
     """`compiled`, plus the whole step (forward, backward, clipping, AdamW) captured as one
     CUDA graph per batch shape (batches of sorted lengths, little padding), and the
     mixers' depthwise convolutions as shifted multiply-adds that compile into one kernel.
     Warming up and capturing take a few training steps per shape; they are undone (weights
-    and optimizer state reset in place) before the steps that count."""
+    and optimizer state reset in place) before the steps that count. `packed`: two
+    examples a row (pack_batches), for Mamba-1 stacks."""
     from torch._dynamo.utils import counters
     total, cuda = args.warmup + args.steps, device.type == "cuda"
     model = copy.deepcopy(base).to(device).train()
@@ -298,7 +344,16 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
                             weight_decay=WEIGHT_DECAY, fused=cuda, capturable=cuda)
     sched_cfg = TrainConfig(steps=total, warmup=WARMUP_FRAC, schedule="cosine")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
-    batches = bucket_batches(examples, args.batch, total, args.warmup, multiple=1 if dynamic else 16)
+    if packed:
+        if not packable(model):
+            raise ValueError(f"packing needs Mamba-1 layers only, not {model.cfg.layers}")
+        batches = pack_batches(examples, args.batch, total, args.warmup, gap=model.cfg.d_conv - 1, multiple=1)
+    else:
+        batches = bucket_batches(examples, args.batch, total, args.warmup, multiple=1 if dynamic else 16)
+
+    def resets(*r):  # a packed batch's third tensor marks its separators
+        if packed:
+            set_resets(model, *r)
 
     def step(ids, labels):
         with autocast:
@@ -316,18 +371,20 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                for shape in sorted({x.shape for x, _ in batches}):
-                    x, y = next((x.to(device), y.to(device)) for x, y in batches if x.shape == shape)
+                for shape in sorted({b[0].shape for b in batches}):
+                    x, y, *r = next([t.to(device) for t in b] for b in batches if b[0].shape == shape)
+                    resets(*r)
                     for _ in range(2):
                         step(x, y)
-                    graphs[shape] = [x, y]
+                    graphs[shape] = [x, y, *r]
             torch.cuda.current_stream().wait_stream(side)
             pool = torch.cuda.graph_pool_handle()
-            for shape, (x, y) in graphs.items():
+            for shape, (x, y, *r) in graphs.items():
+                resets(*r)  # each shape's graph reads its own separators' tensor
                 g = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(g, pool=pool):
                     out = step(x, y)
-                graphs[shape] = (g, x, y, out)
+                graphs[shape] = (g, out, [x, y, *r])
             with torch.no_grad():  # undo the warm-up and capture steps: timed training starts fresh
                 for p, p0 in zip(params, start):
                     p.copy_(p0)
@@ -335,27 +392,29 @@ def run_graphed(base, examples, args, device, compiled: bool) -> dict:
                     for v in state.values():
                         if torch.is_tensor(v):
                             v.zero_()
-            batches = [(x.pin_memory(), y.pin_memory()) for x, y in batches]
+            batches = [tuple(t.pin_memory() for t in b) for b in batches]
         n_graphs = counters["stats"]["unique_graphs"]
-        for i, (ids, labels) in enumerate(batches):
+        for i, (ids, labels, *r) in enumerate(batches):
             if i == args.warmup:
                 sync(device)
                 t0 = time.perf_counter()
             lr = LR * lr_factor(i, sched_cfg)
             if cuda:
-                g, x, y, loss = graphs[ids.shape]
-                x.copy_(ids, non_blocking=True)
-                y.copy_(labels, non_blocking=True)
+                g, loss, static = graphs[ids.shape]
+                for dst, src in zip(static, (ids, labels, *r)):
+                    dst.copy_(src, non_blocking=True)
                 opt.param_groups[0]["lr"].fill_(lr)
                 g.replay()
             else:
                 opt.param_groups[0]["lr"] = lr
+                resets(*r)
                 loss = step(ids, labels)
         sync(device)
     timed = batches[args.warmup:]
     how = f"torch.compile ({n_graphs} graphs)" if compiled else "eager"
-    return {"path": "graphed", "wall_s": time.perf_counter() - t0,
-            "real": sum(int((x != PAD).sum()) for x, _ in timed), "padded": sum(x.numel() for x, _ in timed),
+    how += ", two examples a row" if packed else ""
+    return {"path": "packed" if packed else "graphed", "wall_s": time.perf_counter() - t0,
+            "real": sum(int((b[0] != PAD).sum()) for b in timed), "padded": sum(b[0].numel() for b in timed),
             "final_loss": float(loss),
             "note": f"{how}, {len(graphs)} CUDA graphs, shifted conv" if cuda else f"{how}, no CUDA graphs"}
 
@@ -399,7 +458,8 @@ def peak_flops(name: str) -> float | None:
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark_b", description=__doc__.split("\n")[0])
     ap.add_argument("--families", default="transformer,mamba,mamba2,hybridI_1m")
-    ap.add_argument("--paths", default="hf_trainer,train_loop,compiled,graphed")
+    ap.add_argument("--paths", default="hf_trainer,train_loop,compiled,graphed,packed",
+                    help="packed: Mamba (Mamba-1 only) families")
     ap.add_argument("--steps", type=int, help="timed steps (GPU 30, CPU 3)")
     ap.add_argument("--warmup", type=int, help="untimed steps first (GPU 10, CPU 1)")
     ap.add_argument("--batch", type=int, help="examples per step (GPU 64, CPU 4)")
@@ -431,8 +491,12 @@ def main(argv=None):
         runs = {"hf_trainer": lambda: run_hf(base, examples, args, device),
                 "train_loop": lambda: run_train_loop(base, task, args, device),
                 "compiled": lambda: run_ours_compiled(base, examples, args, device),
-                "graphed": lambda: run_ours_compiled(base, examples, args, device, run_graphed)}
+                "graphed": lambda: run_ours_compiled(base, examples, args, device, run_graphed),
+                "packed": lambda: run_ours_compiled(base, examples, args, device,
+                                                    functools.partial(run_graphed, packed=True))}
         for path in paths:
+            if path == "packed" and not packable(base):
+                continue  # the separators keep sequences apart in Mamba-1 mixers, not in attention
             free_memory(device)
             try:
                 r = runs[path]()
