@@ -174,16 +174,15 @@ class Mamba(nn.Module):
         x = F.silu(causal_conv(self.conv1d, x, self.shifted_conv))
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # bias enters the scan as delta_bias
-        B, C = B.transpose(1, 2), C.transpose(1, 2).contiguous()
+        B, C = B.transpose(1, 2), C.transpose(1, 2)
         if keep is not None:
             dt, B = dt + RESET_DT * (1 - keep), B * keep
-        B = B.contiguous()
         A = -torch.exp(self.A_log)
         if _use_kernels(self.kernels, h):
             from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as scan
         else:
             scan = selective_scan_parallel
-        y = scan(x.contiguous(), dt.contiguous(), A, B, C, self.D, z=z.contiguous(),
+        y = scan(x.contiguous(), dt.contiguous(), A, B.contiguous(), C.contiguous(), self.D, z=z.contiguous(),
                  delta_bias=self.dt_proj.bias, delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))
 

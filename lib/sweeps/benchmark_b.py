@@ -351,9 +351,8 @@ def run_graphed(base, examples, args, device, compiled: bool, packed: bool = Fal
     else:
         batches = bucket_batches(examples, args.batch, total, args.warmup, multiple=1 if dynamic else 16)
 
-    def resets(*r):  # a packed batch's third tensor marks its separators
-        if packed:
-            set_resets(model, *r)
+    def resets(*r):  # a packed batch's third tensor marks its separators; others have none
+        set_resets(model, r[0] if r else None)
 
     def step(ids, labels):
         with autocast:
