@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 
 import torch
@@ -63,7 +64,9 @@ def combine(*provs: dict) -> dict:
     if len(profiles) != 1:
         raise ValueError(f"results from different profiles: {profiles}")
     unique = lambda xs: list(dict.fromkeys(xs))  # noqa: E731  (ordered, no repeats)
-    return {"profile": profiles[0], "device": ", ".join(unique(p["device"] for p in provs)),
+    # a table trained over several sweeps lists their machines already ("4x H100, H100")
+    devices = unique(d for p in provs for d in re.split(r", (?![^()]*\))", p["device"]))
+    return {"profile": profiles[0], "device": ", ".join(devices),
             "commit": ", ".join(unique(p["commit"] for p in provs)),
             "wall_s": sum(p["wall_s"] for p in provs), "runs": sum(p.get("runs", 0) for p in provs),
             "runs_finished": sum(p.get("runs_finished", p.get("runs", 0)) for p in provs),

@@ -42,3 +42,8 @@ def test_combine_provenance():
     assert "commit abc, def" in footer(c) and "5 runs, 2.0 min" in footer(c)
     with pytest.raises(ValueError, match="different profiles"):
         combine(a, {**b, "profile": "gpu"})
+    # each machine once, however many tables list it
+    two = combine({**a, "device": "4x H100"}, {**b, "device": "4x H100, H100"})
+    assert two["device"] == "4x H100, H100"
+    cpus = combine({**a, "device": "cpu (x86_64, 2 threads)"}, {**b, "device": "cpu (x86_64, 1 threads)"})
+    assert cpus["device"] == "cpu (x86_64, 2 threads), cpu (x86_64, 1 threads)"
