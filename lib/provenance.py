@@ -57,6 +57,13 @@ def footer(prov: dict) -> str:
     return head + f"{count}, {minutes:.1f} min of training"
 
 
+def machines(provs) -> str:
+    """The provenances' devices, each once. A table trained over several sweeps lists its
+    machines already ("4x H100, H100"); a CPU's name has a comma inside its brackets."""
+    names = (d for p in provs for d in re.split(r", (?![^()]*\))", p["device"]))
+    return ", ".join(dict.fromkeys(names))
+
+
 def combine(*provs: dict) -> dict:
     """One provenance for a figure or table drawn from several experiments' results: their runs
     and training time added up, their devices and commits listed once each."""
@@ -64,9 +71,7 @@ def combine(*provs: dict) -> dict:
     if len(profiles) != 1:
         raise ValueError(f"results from different profiles: {profiles}")
     unique = lambda xs: list(dict.fromkeys(xs))  # noqa: E731  (ordered, no repeats)
-    # a table trained over several sweeps lists their machines already ("4x H100, H100")
-    devices = unique(d for p in provs for d in re.split(r", (?![^()]*\))", p["device"]))
-    return {"profile": profiles[0], "device": ", ".join(devices),
+    return {"profile": profiles[0], "device": machines(provs),
             "commit": ", ".join(unique(p["commit"] for p in provs)),
             "wall_s": sum(p["wall_s"] for p in provs), "runs": sum(p.get("runs", 0) for p in provs),
             "runs_finished": sum(p.get("runs_finished", p.get("runs", 0)) for p in provs),

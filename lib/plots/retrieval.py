@@ -113,12 +113,12 @@ def _empty(ax, text: str = "no runs") -> None:
 
 def merge_provenance(*provs: dict) -> dict:
     """lib.provenance.combine, naming only the devices of experiments that have runs."""
-    from ..provenance import combine
+    from ..provenance import combine, machines
 
     out = combine(*provs)
-    devices = [p["device"] for p in provs if p.get("runs_finished", p.get("runs", 1))]
-    if devices:
-        out["device"] = ", ".join(dict.fromkeys(devices))
+    trained = [p for p in provs if p.get("runs_finished", p.get("runs", 1))]
+    if trained:
+        out["device"] = machines(trained)
     return out
 
 
