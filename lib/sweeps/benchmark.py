@@ -7,11 +7,16 @@ stream: nothing is shared. `--streams K` has member i read stream i mod K instea
 paper-protocol sweep does (every configuration's 11 runs read the same 11 seeds' streams).
 
     python -m lib.sweeps.benchmark [--archs SSM-TF,TF-TF] [--members 1,64,256,1024] [--streams 11]
-        [--steps 1000] [--json out.json]
+        [--steps 1000] [--compile] [--json out.json]
+
+`--compile` probes kernel fusion: torch.compile on the ensemble's elementwise work, for
+every row alike (one model and ensembles), each shape compiled before its timed run.
+The sweeps do not compile: they train up to 16 ensembles from threads, of many shapes.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -46,7 +51,28 @@ def measure(arch: str, members: int, steps: int, device, cuda_graph: bool = True
             if device.type == "cuda" else None}
 
 
-def main():
+@contextlib.contextmanager
+def compiled_ensemble_ops():
+    """--compile: the norms, the dropout hash, the attention and Mamba blocks (mamba-ssm's
+    scan left opaque) and the per-member loss under torch.compile while inside."""
+    from ..models import ensemble
+    from ..training import loop
+    from .benchmark_b import opaque_mamba_kernels
+
+    targets = [(ensemble, "_norm"), (ensemble, "keyed_uniform"), (ensemble.Ensemble, "_attn"),
+               (ensemble.Ensemble, "_mamba"), (loop, "member_losses")]
+    saved = [(owner, name, getattr(owner, name)) for owner, name in targets]
+    try:
+        for owner, name, fn in saved:
+            setattr(owner, name, torch.compile(fn, dynamic=False))  # one compilation per shape
+        with torch._dynamo.config.patch(recompile_limit=64), opaque_mamba_kernels():
+            yield
+    finally:
+        for owner, name, fn in saved:
+            setattr(owner, name, fn)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark")
     ap.add_argument("--archs", default="SSM-TF,TF-TF,SSM-SSM,TF-SSM")
     ap.add_argument("--members", default="1,64,256,1024")
@@ -54,10 +80,11 @@ def main():
     ap.add_argument("--streams", type=int, default=None, help="distinct data streams (default: one per member)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--eager-baseline", action="store_true", help="also time one model without a CUDA graph")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the ensemble's elementwise work (a probe)")
     ap.add_argument("--data-processes", type=int, default=None,
                     help="draw training data in this many worker processes (COMPANION_DATA_PROCESSES)")
     ap.add_argument("--json", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.data_processes is not None:
         os.environ["COMPANION_DATA_PROCESSES"] = str(args.data_processes)
     device = resolve_device(args.device)
@@ -67,31 +94,35 @@ def main():
         if device.type == "cuda" and "mamba" in cfg.layers and max(members) * cfg.expand * cfg.d_model > 65535:
             ap.error(f"{arch}: at most {65535 // (cfg.expand * cfg.d_model)} members fit mamba-ssm's scan grid")
     rows = []
-    for arch in args.archs.split(","):
-        measure(arch, 2, 20, device)  # warm-up: CUDA context, kernels, cuBLAS handles, first capture
-        if args.eager_baseline and device.type == "cuda":
-            rows.append(measure(arch, 1, args.steps, device, cuda_graph=False))
-            print(rows[-1], flush=True)
-        for m in members:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            rows.append(measure(arch, m, args.steps, device, streams=args.streams))
-            print(rows[-1], flush=True)
+    with compiled_ensemble_ops() if args.compile else contextlib.nullcontext():
+        for arch in args.archs.split(","):
+            measure(arch, 2, 20, device)  # warm-up: CUDA context, kernels, cuBLAS handles, first capture
+            if args.eager_baseline and device.type == "cuda":
+                rows.append(measure(arch, 1, args.steps, device, cuda_graph=False))
+                print(rows[-1], flush=True)
+            for m in members:
+                if args.compile:  # compile this shape before the timed run
+                    measure(arch, m, 30, device, streams=args.streams)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                rows.append({**measure(arch, m, args.steps, device, streams=args.streams), "compiled": args.compile})
+                print(rows[-1], flush=True)
     print(f"\n{device_name(device)}: model-steps per second, width-12 two-layer models, batch 8, L = 100")
     print(f"{'arch':8s} {'members':>7s} {'streams':>7s} {'graph':>5s} {'steps/s':>10s} "
           f"{'x one-at-a-time':>16s} {'GB':>6s}")
     for arch in args.archs.split(","):
-        base = next(r for r in rows if r["arch"] == arch and r["members"] == 1 and r["cuda_graph"])
-        for r in (r for r in rows if r["arch"] == arch):
+        base = next((r for r in rows if r["arch"] == arch and r["members"] == 1 and r["cuda_graph"]), None)
+        for r in (r for r in rows if r["arch"] == arch):  # no ratio without a one-model row
+            ratio = f"{r['model_steps_per_s'] / base['model_steps_per_s']:16.1f}" if base else f"{'-':>16s}"
             print(f"{arch:8s} {r['members']:7d} {r['streams']:7d} {str(r['cuda_graph']):>5s} "
-                  f"{r['model_steps_per_s']:10.0f} "
-                  f"{r['model_steps_per_s'] / base['model_steps_per_s']:16.1f} {r['peak_mem_gb'] or 0:6.2f}")
+                  f"{r['model_steps_per_s']:10.0f} {ratio} {r['peak_mem_gb'] or 0:6.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device_name(device), "torch": torch.__version__, "commit": git_commit(),
                        "args": vars(args),
                        "data_processes": int(os.environ.get("COMPANION_DATA_PROCESSES", 0)), "rows": rows}, f,
                       indent=1)
+    return rows
 
 
 if __name__ == "__main__":
