@@ -105,8 +105,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     measure(arch, m, 30, device, streams=args.streams)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                rows.append({**measure(arch, m, args.steps, device, streams=args.streams), "compiled": args.compile})
+                rows.append(measure(arch, m, args.steps, device, streams=args.streams))
                 print(rows[-1], flush=True)
+    for r in rows:  # the --eager-baseline row too: it ran inside the same context
+        r["compiled"] = args.compile
     print(f"\n{device_name(device)}: model-steps per second, width-12 two-layer models, batch 8, L = 100")
     print(f"{'arch':8s} {'members':>7s} {'streams':>7s} {'graph':>5s} {'steps/s':>10s} "
           f"{'x one-at-a-time':>16s} {'GB':>6s}")
