@@ -31,6 +31,18 @@ from .lm import ModelError, SequenceModel
 from .mamba import _use_kernels, selective_scan_parallel
 
 BATCHED_LAYERS = {"attn", "mamba"}
+
+
+def _use_ensemble_kernels(mode: str, h: torch.Tensor) -> bool:
+    """Our Triton Mamba kernels for ensembles of at least MIN_PROGRAMS (member, row) pairs on a
+    GPU (kernels 'auto' or 'cuda'); 'torch' keeps the PyTorch scan."""
+    if mode == "torch" or not h.is_cuda:
+        return False
+    try:
+        from .ensemble_kernels import MIN_PROGRAMS
+    except ImportError:  # no Triton
+        return False
+    return h.shape[0] * h.shape[1] >= MIN_PROGRAMS
 # The gradients are views of one [M, P] tensor on purpose; autograd notes that such views
 # are not dense and accumulates into them all the same.
 warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
@@ -205,13 +217,17 @@ class Ensemble(nn.Module):
         return h + y + mlp
 
     def _mamba(self, pre: str, h: torch.Tensor) -> torch.Tensor:
-        """The Mamba block with members folded into channels: [B, M*E, L] for the scan."""
+        """The Mamba block. Big ensembles on a GPU run our Triton kernels in the [M, B, L, C]
+        layout; otherwise the members are folded into channels, [B, M*E, L], for mamba-ssm's
+        scan or our PyTorch one (lib.models.ensemble_kernels says why and when)."""
         cfg, p = self.cfg, self.p
         M, B, L, _ = h.shape
         pre_m = pre + "mixer."
         x = _norm("rmsnorm", h, p(pre + "norm.weight"), None, cfg.norm_eps)
         xz = _linear(x, p(pre_m + "in_proj.weight"), self._opt(pre_m + "in_proj.bias"))
         E = xz.shape[-1] // 2
+        if _use_ensemble_kernels(cfg.kernels, h):
+            return h + self._mamba_members(pre_m, xz)
         fold = lambda t: t.permute(1, 0, 3, 2).reshape(B, M * t.shape[-1], L)  # [M,B,L,C] -> [B, M*C, L]  # noqa: E731
         unfold = lambda t, C: t.view(B, M, C, L).permute(1, 0, 3, 2)  # [B, M*C, L] -> [M,B,L,C]  # noqa: E731
         x, z = xz[..., :E], xz[..., E:]
@@ -236,3 +252,18 @@ class Ensemble(nn.Module):
         y = scan(xc.contiguous(), fold(dt).contiguous(), A, Bm, Cm, p(pre_m + "D").reshape(-1),
                  z=fold(z).contiguous(), delta_bias=p(pre_m + "dt_proj.bias").reshape(-1), delta_softplus=True)
         return h + _linear(unfold(y, E), p(pre_m + "out_proj.weight"), self._opt(pre_m + "out_proj.bias"))
+
+    def _mamba_members(self, pre_m: str, xz: torch.Tensor) -> torch.Tensor:
+        """The Mamba mixer on xz [M, B, L, 2E] through lib.models.ensemble_kernels: no layout copies."""
+        from . import ensemble_kernels as ek
+
+        p, M, E = self.p, self.M, xz.shape[-1] // 2
+        conv_w = p(pre_m + "conv1d.weight")  # [M, E, 1, k]
+        xc = ek.conv_silu(xz[..., :E], conv_w.view(M, E, conv_w.shape[-1]), self._opt(pre_m + "conv1d.bias"))
+        R = p(pre_m + "dt_proj.weight").shape[-1]
+        N = (p(pre_m + "x_proj.weight").shape[1] - R) // 2
+        dbc = _linear(xc, p(pre_m + "x_proj.weight"))
+        dt = _linear(dbc[..., :R], p(pre_m + "dt_proj.weight"))  # bias enters the scan as delta_bias
+        y = ek.scan(xc, dt, -torch.exp(p(pre_m + "A_log")), dbc[..., R:R + N], dbc[..., R + N:], p(pre_m + "D"),
+                    xz[..., E:], p(pre_m + "dt_proj.bias"))
+        return _linear(y, p(pre_m + "out_proj.weight"), self._opt(pre_m + "out_proj.bias"))
