@@ -24,10 +24,10 @@ def test_benchmark_runs_on_cpu(tmp_path):
 @pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
                     reason="torch.compile on the CPU needs a C++ compiler")
 def test_compile_probe_matches_and_restores():
-    before = (ensemble._norm, ensemble.keyed_uniform, ensemble.Ensemble._attn, ensemble.Ensemble._mamba,
+    before = (ensemble._norm, ensemble.keyed_keep, ensemble.Ensemble._attn, ensemble.Ensemble._mamba,
               loop.member_losses)
     args = ["--device", "cpu", "--archs", "SSM-TF", "--members", "2", "--steps", "4"]  # one shape, one compilation
     eager, compiled = _losses(main(args)), _losses(main(args + ["--compile"]))
     assert compiled == pytest.approx(eager, rel=1e-5)
-    assert before == (ensemble._norm, ensemble.keyed_uniform, ensemble.Ensemble._attn, ensemble.Ensemble._mamba,
+    assert before == (ensemble._norm, ensemble.keyed_keep, ensemble.Ensemble._attn, ensemble.Ensemble._mamba,
                       loop.member_losses)

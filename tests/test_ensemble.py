@@ -17,7 +17,7 @@ import torch
 
 from lib.config import expand_runs
 from lib.models import build_model, micro, paper_b, selective_scan_ref
-from lib.models.ensemble import Ensemble, _norm, keyed_uniform
+from lib.models.ensemble import Ensemble, _norm, keyed_keep, keyed_uniform
 from lib.models.lm import ModelError
 from lib.models.mamba import selective_scan_parallel
 from lib.sweeps.runner import Member, admits, pack
@@ -134,6 +134,17 @@ def test_dropout_masks_depend_on_seed_and_step_only():
     assert not torch.equal(a[0], keyed_uniform(torch.tensor([7]), torch.tensor(4), (4, 5))[0])
     u = keyed_uniform(torch.arange(50), torch.tensor(0), (2000,))
     assert 0 <= u.min() and u.max() < 1 and abs(u.mean().item() - 0.5) < 0.01
+
+
+def test_keyed_keep_is_keyed_uniform_thresholded_exactly():
+    """Training draws its masks on int32 bit patterns; they are bit for bit the int64
+    definition's, for any seed (negative and beyond 32 bits included), step and rate."""
+    seeds = torch.cat([torch.arange(20), torch.randint(0, 2 ** 62, (20,), generator=torch.Generator().manual_seed(0)),
+                       torch.tensor([2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, -1, -5])])
+    for step in (0, 977, 2 ** 31 + 3):
+        for p in (0.1, 0.0, 0.5, 1 / 3, 1.0, 1e-9):
+            assert torch.equal(keyed_keep(seeds, torch.tensor(step), (8, 100, 3), p),
+                               keyed_uniform(seeds, torch.tensor(step), (8, 100, 3)) >= p), (step, p)
 
 
 def test_models_of_other_layers_train_alone():

@@ -4,9 +4,12 @@ rounds of tiny ones.
 
 `Ensemble(models)` stacks the parameters of M SequenceModels of one shape (their
 attention windows may differ). Paper A's layers (`attn`, `mamba`) run batched:
-linear maps are batched matrix products, the depthwise convolution and the
-selective scan fold the members into their channels (the scan's B and C become
-per-member groups, which mamba-ssm's kernel and our PyTorch scan both accept).
+linear maps are batched matrix products; attention is one SDPA call (a shared
+[L, L] mask on a 4-d batch when all members have one window, on CUDA); the
+depthwise convolution and the selective scan fold the members into their channels
+(the scan's B and C become per-member groups, which mamba-ssm's kernel and our
+PyTorch scan both accept), or, for big ensembles on a GPU, run our Triton kernels
+in the [M, B, L, C] layout (lib.models.ensemble_kernels).
 Any other architecture is an ensemble of one that runs the model's own forward
 on the stacked parameters. Either way `unstack_into(models)` writes the trained
 weights back. All parameters are views of one [M, P] tensor (`flat`), their
@@ -18,8 +21,11 @@ the same run trained among others see the same data, masks and initialisation.
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -58,19 +64,60 @@ def stack_key(model: SequenceModel) -> tuple:
 
 def keyed_uniform(seeds: torch.Tensor, step: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform [0, 1) numbers of shape [M, *shape], a pure function of (member seed,
-    step, index): 32-bit integer hashing (lowbias32) in int64 arithmetic."""
-    def mix(x):
-        x = x ^ (x >> 16)
-        x = (x * 0x7FEB352D) & 0xFFFFFFFF
-        x = x ^ (x >> 15)
-        x = (x * 0x846CA68B) & 0xFFFFFFFF
-        return x ^ (x >> 16)
-
+    step, index): 32-bit integer hashing (lowbias32) in int64 arithmetic. The definition of
+    the dropout masks; training draws them through keyed_keep, its exact int32 twin."""
     n = math.prod(shape)
     idx = torch.arange(n, device=seeds.device, dtype=torch.int64)
-    h = mix(mix(seeds.long() & 0xFFFFFFFF) ^ (step.long() & 0xFFFFFFFF))  # [M]
-    u = mix(mix(h[:, None] ^ idx[None, :]))
+    u = _mix64(_mix64(_member_keys(seeds, step)[:, None] ^ idx[None, :]))
     return (u.float() * 2.0 ** -32).view(-1, *shape)
+
+
+def _mix64(x):
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def _member_keys(seeds: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """[M] 32-bit keys (held in int64) of (member seed, step)."""
+    return _mix64(_mix64(seeds.long() & 0xFFFFFFFF) ^ (step.long() & 0xFFFFFFFF))
+
+
+def _mix32(x):
+    """lowbias32 on int32 bit patterns: multiplies wrap, and shifts are made logical by masking."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * 0x7FEB352D
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * (0x846CA68B - 2 ** 32)  # the same low 32 bits
+    return x ^ ((x >> 16) & 0xFFFF)
+
+
+@functools.lru_cache(maxsize=None)
+def _keep_threshold(p: float) -> int:
+    """The smallest 32-bit hash v with float32(v) * 2**-32 >= float32(p), i.e. the v from which
+    keyed_uniform's number is >= p (float32 rounding is monotone, so a bisection finds it)."""
+    lo, hi, pf = 0, 2 ** 32, np.float32(p)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if np.float32(mid) * np.float32(2.0 ** -32) >= pf else (mid + 1, hi)
+    return lo
+
+
+def keyed_keep(seeds: torch.Tensor, step: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
+    """Bool [M, *shape]: exactly keyed_uniform(seeds, step, shape) >= p, computed on int32 bit
+    patterns (half the memory traffic of int64, which matters for thousands of members)."""
+    n = math.prod(shape)
+    if n >= 2 ** 31:
+        raise ValueError(f"keyed_keep: {n} positions do not fit int32 indices")
+    idx = torch.arange(n, device=seeds.device, dtype=torch.int32)
+    u = _mix32(_mix32(_member_keys(seeds, step).to(torch.int32)[:, None] ^ idx[None, :]))
+    t = _keep_threshold(float(p))
+    if t >= 2 ** 32:
+        return torch.zeros(u.shape, dtype=torch.bool, device=u.device).view(-1, *shape)
+    # unsigned u >= t  <=>  signed (u with its top bit flipped) >= t - 2**31
+    return ((u ^ -2 ** 31) >= t - 2 ** 31).view(-1, *shape)
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
@@ -174,7 +221,7 @@ class Ensemble(nn.Module):
             if seeds is None:
                 h = F.dropout(h, cfg.emb_dropout, True)
             else:
-                keep = keyed_uniform(seeds, step, h.shape[1:]) >= cfg.emb_dropout
+                keep = keyed_keep(seeds, step, h.shape[1:], cfg.emb_dropout)
                 h = h * keep / (1 - cfg.emb_dropout)
         for i, name in enumerate(cfg.layers):
             h = self._attn(f"layers.{i}.", h) if name == "attn" else self._mamba(f"layers.{i}.", h)
@@ -206,7 +253,14 @@ class Ensemble(nn.Module):
         q, k, v = qkv.view(M, B, L, H, 3 * hs).permute(0, 1, 3, 2, 4).chunk(3, dim=-1)  # [M, B, H, L, hs]
         n_rot = rotary_dims(hs, cfg.rotary_pct)
         q, k = apply_rope(q, n_rot, cfg.rotary_base), apply_rope(k, n_rot, cfg.rotary_base)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._window_mask(L, h.device))
+        mask = self._window_mask(L, h.device)  # [M, 1, 1, L, L]
+        if h.is_cuda and len(set(self.windows)) == 1:
+            # one window for every member: a shared [L, L] mask and a 4-d [M*B, H, L, hs] batch, which
+            # SDPA's memory-efficient kernel takes, instead of materialising all members' [L, L] scores
+            y = F.scaled_dot_product_attention(*(t.reshape(M * B, H, L, hs) for t in (q, k, v)),
+                                               attn_mask=mask[0, 0, 0]).view(M, B, H, L, hs)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = _linear(y.permute(0, 1, 3, 2, 4).reshape(M, B, L, d), p(pre + "attention.dense.weight"),
                     p(pre + "attention.dense.bias"))
         x2 = _norm(cfg.attn_norm, h, p(pre + "post_attention_layernorm.weight"),

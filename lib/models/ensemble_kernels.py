@@ -24,7 +24,10 @@ import torch
 import triton
 import triton.language as tl
 
-MIN_PROGRAMS = 2048  # (member, row) pairs from which these kernels beat mamba-ssm's: see the module doc
+# (member, row) pairs from which these kernels beat the folded mamba-ssm path. Measured on an H100
+# (Mamba block of width-12 models, forward and backward as CUDA-graph replays, B = 8, L = 100):
+# 32 members 0.48 ms folded vs 0.54 ms here; 64 members 0.75 vs 0.66; 2,048 members 17.4 vs 10.7.
+MIN_PROGRAMS = 512
 CHUNK = 8  # the backward recomputes the state chunk by chunk from checkpoints saved every CHUNK steps
 
 

@@ -59,7 +59,7 @@ def compiled_ensemble_ops():
     from ..training import loop
     from .benchmark_b import opaque_mamba_kernels
 
-    targets = [(ensemble, "_norm"), (ensemble, "keyed_uniform"), (ensemble.Ensemble, "_attn"),
+    targets = [(ensemble, "_norm"), (ensemble, "keyed_keep"), (ensemble.Ensemble, "_attn"),
                (ensemble.Ensemble, "_mamba"), (loop, "member_losses")]
     saved = [(owner, name, getattr(owner, name)) for owner, name in targets]
     try:
