@@ -2,12 +2,12 @@
 
 mamba-ssm's selective scan gives every (row, channel) its own 32-thread block and sums
 the gradients of a member's B and C over its channels with atomic adds: for 2,048
-width-12 members that is 393k blocks and 1.3 billion atomics a step, and the members
-must first be folded into its [B, M*E, L] channel layout and back. Here one program
-owns one (member, row): it keeps the member's [E, N] state in registers, walks the
-sequence, and sums over channels in registers. It needs no layout copies and no
-atomics, but a program walks L steps in turn, so a few programs are slow: the
-ensemble uses these kernels only from `MIN_PROGRAMS` (member, row) pairs up
+width-12 members (batch 8) that is 393k blocks, and by our count 1.3 billion atomic adds
+a backward; the members must also be folded into its [B, M*E, L] channel layout and back.
+Here one program owns one (member, row): it keeps the member's [E, N] state in registers,
+walks the sequence, and sums over channels in registers. It needs no layout copies and
+no atomics, but each program walks L steps in turn, so with few programs it is the slower
+of the two: the ensemble uses these kernels from `MIN_PROGRAMS` (member, row) pairs up
 (lib.models.ensemble), and mamba-ssm below that, one model included.
 
 `scan(u, delta, A, B, C, D, z, delta_bias)` is mamba-ssm's selective_scan_fn (softplus
@@ -16,7 +16,7 @@ on delta, output gated by silu(z)) with u, delta, z [M, B, L, E], B, C [M, B, L,
 convolution along L of x [M, B, L, E] with w [M, E, K], b [M, E]. Both run on CUDA
 tensors (and on the CPU under TRITON_INTERPRET=1, for tests); the last dimension of
 each input must be contiguous, the others may be strided (slices of a wider tensor).
-Their test oracles are selective_scan_ref and F.conv1d (tests/test_kernels.py).
+Their test oracles are selective_scan_ref and F.conv1d (tests/test_ensemble_kernels.py).
 """
 from __future__ import annotations
 
