@@ -56,6 +56,11 @@ def test_scan_matches_reference(L):
         torch.testing.assert_close(a.grad.double().cpu(), b.grad, rtol=1e-4, atol=1e-4, msg=name)
 
 
+def test_kernels_only_for_small_states():
+    assert ek.fits(24, 16) and ek.fits(32, 16) and ek.fits(8, 4)
+    assert not ek.fits(48, 16) and not ek.fits(24, 64)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_silu_matches_conv1d(bias):
     g = torch.Generator().manual_seed(1)
@@ -86,7 +91,7 @@ def test_ensemble_mamba_block_same_through_kernels(monkeypatch):
     h = torch.randn(3, 2, 30, 12, generator=torch.Generator().manual_seed(2)).to(DEV)
     outs, grads = [], []
     for kernels in (True, False):
-        monkeypatch.setattr(ensemble, "_use_ensemble_kernels", lambda mode, x, on=kernels: on)
+        monkeypatch.setattr(ensemble, "_use_ensemble_kernels", lambda *args, on=kernels: on)
         ens = Ensemble(models, device=DEV).train()
         out = ens._mamba("layers.0.", h)
         ens.flat_grad.zero_()

@@ -39,16 +39,16 @@ from .mamba import _use_kernels, selective_scan_parallel
 BATCHED_LAYERS = {"attn", "mamba"}
 
 
-def _use_ensemble_kernels(mode: str, h: torch.Tensor) -> bool:
-    """Our Triton Mamba kernels for ensembles of at least MIN_PROGRAMS (member, row) pairs on a
-    GPU (kernels 'auto' or 'cuda'); 'torch' keeps the PyTorch scan."""
+def _use_ensemble_kernels(mode: str, h: torch.Tensor, d_inner: int, d_state: int) -> bool:
+    """Our Triton Mamba kernels on a GPU (kernels 'auto' or 'cuda'; 'torch' keeps the PyTorch
+    scan) for ensembles of at least MIN_PROGRAMS (member, row) pairs of small enough models."""
     if mode == "torch" or not h.is_cuda:
         return False
     try:
-        from .ensemble_kernels import MIN_PROGRAMS
+        from .ensemble_kernels import MIN_PROGRAMS, fits
     except ImportError:  # no Triton
         return False
-    return h.shape[0] * h.shape[1] >= MIN_PROGRAMS
+    return h.shape[0] * h.shape[1] >= MIN_PROGRAMS and fits(d_inner, d_state)
 # The gradients are views of one [M, P] tensor on purpose; autograd notes that such views
 # are not dense and accumulates into them all the same.
 warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
@@ -280,7 +280,7 @@ class Ensemble(nn.Module):
         x = _norm("rmsnorm", h, p(pre + "norm.weight"), None, cfg.norm_eps)
         xz = _linear(x, p(pre_m + "in_proj.weight"), self._opt(pre_m + "in_proj.bias"))
         E = xz.shape[-1] // 2
-        if _use_ensemble_kernels(cfg.kernels, h):
+        if _use_ensemble_kernels(cfg.kernels, h, E, p(pre_m + "A_log").shape[-1]):
             return h + self._mamba_members(pre_m, xz)
         fold = lambda t: t.permute(1, 0, 3, 2).reshape(B, M * t.shape[-1], L)  # [M,B,L,C] -> [B, M*C, L]  # noqa: E731
         unfold = lambda t, C: t.view(B, M, C, L).permute(1, 0, 3, 2)  # [B, M*C, L] -> [M,B,L,C]  # noqa: E731

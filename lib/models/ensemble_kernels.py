@@ -8,7 +8,7 @@ Here one program owns one (member, row): it keeps the member's [E, N] state in r
 walks the sequence, and sums over channels in registers. It needs no layout copies and
 no atomics, but each program walks L steps in turn, so with few programs it is the slower
 of the two: the ensemble uses these kernels from `MIN_PROGRAMS` (member, row) pairs up
-(lib.models.ensemble), and mamba-ssm below that, one model included.
+and for members of width 16 or less (`fits`), and mamba-ssm otherwise, one model included.
 
 `scan(u, delta, A, B, C, D, z, delta_bias)` is mamba-ssm's selective_scan_fn (softplus
 on delta, output gated by silu(z)) with u, delta, z [M, B, L, E], B, C [M, B, L, N], A
@@ -28,11 +28,19 @@ import triton.language as tl
 # (Mamba block of width-12 models, forward and backward as CUDA-graph replays, B = 8, L = 100):
 # 32 members 0.48 ms folded vs 0.54 ms here; 64 members 0.75 vs 0.66; 2,048 members 17.4 vs 10.7.
 MIN_PROGRAMS = 512
+# A program holds its member's [E, N] state in one warp's registers: measured at width 12
+# (E = 24, N = 16, padded to 32 x 16); wider members keep the folded path.
+MAX_TILE = 32 * 16
 CHUNK = 8  # the backward recomputes the state chunk by chunk from checkpoints saved every CHUNK steps
 
 
 def _block(n: int) -> int:
     return max(triton.next_power_of_2(n), 2)
+
+
+def fits(d_inner: int, d_state: int) -> bool:
+    """Whether a member's [d_inner, d_state] state is a tile these kernels were measured on."""
+    return _block(d_inner) * _block(d_state) <= MAX_TILE
 
 
 # ----------------------------------------------------------------------------- selective scan
