@@ -37,6 +37,7 @@ from .lm import ModelError, SequenceModel
 from .mamba import _use_kernels, selective_scan_parallel
 
 BATCHED_LAYERS = {"attn", "mamba"}
+SHARED_WINDOW_BATCH = True  # see Ensemble._attn
 
 
 def _use_ensemble_kernels(mode: str, h: torch.Tensor, d_inner: int, d_state: int) -> bool:
@@ -254,7 +255,7 @@ class Ensemble(nn.Module):
         n_rot = rotary_dims(hs, cfg.rotary_pct)
         q, k = apply_rope(q, n_rot, cfg.rotary_base), apply_rope(k, n_rot, cfg.rotary_base)
         mask = self._window_mask(L, h.device)  # [M, 1, 1, L, L]
-        if h.is_cuda and len(set(self.windows)) == 1:
+        if SHARED_WINDOW_BATCH and h.is_cuda and len(set(self.windows)) == 1:
             # one window for every member: a shared [L, L] mask and a 4-d [M*B, H, L, hs] batch, which
             # SDPA's memory-efficient kernel takes, instead of materialising all members' [L, L] scores
             y = F.scaled_dot_product_attention(*(t.reshape(M * B, H, L, hs) for t in (q, k, v)),
