@@ -285,27 +285,13 @@ def test_ensemble_kernel_path_matches_torch_path(kernel_calls):
     assert kernel_calls["selective_scan_fn"] >= 3
 
 
-def test_ensemble_shared_window_attention_and_masks_match_cpu():
-    """On CUDA an ensemble whose members share one window runs attention as one 4-d batch
-    (SDPA's memory-efficient kernel); it gives the CPU path's logits and gradients, and the
-    dropout masks (int32 hashing on the GPU) are the CPU's bit for bit."""
-    from lib.models.ensemble import Ensemble, keyed_keep
-    from lib.training import member_losses
+def test_dropout_masks_on_gpu_equal_cpu():
+    """The dropout masks (int32 hashing, wrapping multiplies) are the CPU's bit for bit."""
+    from lib.models.ensemble import keyed_keep
 
     seeds, step = torch.tensor([3, 2 ** 33 + 1, 7]), torch.tensor(41)
     assert torch.equal(keyed_keep(seeds.to(DEV), step.to(DEV), (8, 100, 12), 0.1).cpu(),
                        keyed_keep(seeds, step, (8, 100, 12), 0.1))
-    models = [build_model(micro("TF-TF", 12, window=20), 34, seed=s) for s in range(3)]
-    ids = torch.randint(0, 34, (3, 8, 100), generator=torch.Generator().manual_seed(0))
-    tgt = torch.randint(0, 34, (3, 8, 100), generator=torch.Generator().manual_seed(1))
-    outs, grads = {}, {}
-    for dev in ("cpu", DEV):
-        ens = Ensemble([copy.deepcopy(m) for m in models], device=dev).eval()
-        logits = ens(ids.to(dev))
-        member_losses(logits, tgt.to(dev), torch.ones_like(tgt, dtype=torch.bool).to(dev)).sum().backward()
-        outs[str(dev)], grads[str(dev)] = logits.cpu(), ens.flat_grad.cpu()
-    torch.testing.assert_close(outs[str(DEV)], outs["cpu"], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(grads[str(DEV)], grads["cpu"], rtol=1e-4, atol=1e-5)
 
 
 def test_cuda_graph_training_matches_eager():

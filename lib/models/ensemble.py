@@ -4,9 +4,8 @@ rounds of tiny ones.
 
 `Ensemble(models)` stacks the parameters of M SequenceModels of one shape (their
 attention windows may differ). Paper A's layers (`attn`, `mamba`) run batched:
-linear maps are batched matrix products; attention is one SDPA call (a shared
-[L, L] mask on a 4-d batch when all members have one window, on CUDA); the
-depthwise convolution and the selective scan fold the members into their channels
+linear maps are batched matrix products, attention one SDPA call with a mask per
+member; the depthwise convolution and the selective scan fold the members into their channels
 (the scan's B and C become per-member groups, which mamba-ssm's kernel and our
 PyTorch scan both accept), or, for big ensembles on a GPU, run our Triton kernels
 in the [M, B, L, C] layout (lib.models.ensemble_kernels).
@@ -37,7 +36,6 @@ from .lm import ModelError, SequenceModel
 from .mamba import _use_kernels, selective_scan_parallel
 
 BATCHED_LAYERS = {"attn", "mamba"}
-SHARED_WINDOW_BATCH = True  # see Ensemble._attn
 
 
 def _use_ensemble_kernels(mode: str, h: torch.Tensor, d_inner: int, d_state: int) -> bool:
@@ -254,14 +252,9 @@ class Ensemble(nn.Module):
         q, k, v = qkv.view(M, B, L, H, 3 * hs).permute(0, 1, 3, 2, 4).chunk(3, dim=-1)  # [M, B, H, L, hs]
         n_rot = rotary_dims(hs, cfg.rotary_pct)
         q, k = apply_rope(q, n_rot, cfg.rotary_base), apply_rope(k, n_rot, cfg.rotary_base)
-        mask = self._window_mask(L, h.device)  # [M, 1, 1, L, L]
-        if SHARED_WINDOW_BATCH and h.is_cuda and len(set(self.windows)) == 1:
-            # one window for every member: a shared [L, L] mask and a 4-d [M*B, H, L, hs] batch, which
-            # SDPA's memory-efficient kernel takes, instead of materialising all members' [L, L] scores
-            y = F.scaled_dot_product_attention(*(t.reshape(M * B, H, L, hs) for t in (q, k, v)),
-                                               attn_mask=mask[0, 0, 0]).view(M, B, H, L, hs)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        # (one 4-d SDPA batch with a shared [L, L] mask, which takes the memory-efficient kernel,
+        # measured slower on an H100 for one model and for 4,096 members: data/checks/ensemble-attn-probe-H100.json)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._window_mask(L, h.device))
         y = _linear(y.permute(0, 1, 3, 2, 4).reshape(M, B, L, d), p(pre + "attention.dense.weight"),
                     p(pre + "attention.dense.bias"))
         x2 = _norm(cfg.attn_norm, h, p(pre + "post_attention_layernorm.weight"),
