@@ -5,10 +5,10 @@ rounds of tiny ones.
 `Ensemble(models)` stacks the parameters of M SequenceModels of one shape (their
 attention windows may differ). Paper A's layers (`attn`, `mamba`) run batched:
 linear maps are batched matrix products, attention one SDPA call with a mask per
-member; the depthwise convolution and the selective scan fold the members into their channels
-(the scan's B and C become per-member groups, which mamba-ssm's kernel and our
-PyTorch scan both accept), or, for big ensembles on a GPU, run our Triton kernels
-in the [M, B, L, C] layout (lib.models.ensemble_kernels).
+member; the depthwise convolution and the selective scan fold the members into
+their channels (the scan's B and C become per-member groups, which mamba-ssm's
+kernel and our PyTorch scan both accept), or, for big ensembles on a GPU, run our
+Triton kernels in the [M, B, L, C] layout (lib.models.ensemble_kernels).
 Any other architecture is an ensemble of one that runs the model's own forward
 on the stacked parameters. Either way `unstack_into(models)` writes the trained
 weights back. All parameters are views of one [M, P] tensor (`flat`), their
@@ -25,7 +25,6 @@ import math
 import warnings
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +35,10 @@ from .lm import ModelError, SequenceModel
 from .mamba import _use_kernels, selective_scan_parallel
 
 BATCHED_LAYERS = {"attn", "mamba"}
+
+# The gradients are views of one [M, P] tensor on purpose; autograd notes that such views
+# are not dense and accumulates into them all the same.
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 def _use_ensemble_kernels(mode: str, h: torch.Tensor, d_inner: int, d_state: int) -> bool:
@@ -48,9 +51,6 @@ def _use_ensemble_kernels(mode: str, h: torch.Tensor, d_inner: int, d_state: int
     except ImportError:  # no Triton
         return False
     return h.shape[0] * h.shape[1] >= MIN_PROGRAMS and fits(d_inner, d_state)
-# The gradients are views of one [M, P] tensor on purpose; autograd notes that such views
-# are not dense and accumulates into them all the same.
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
 
 
 def stack_key(model: SequenceModel) -> tuple:
@@ -252,8 +252,8 @@ class Ensemble(nn.Module):
         q, k, v = qkv.view(M, B, L, H, 3 * hs).permute(0, 1, 3, 2, 4).chunk(3, dim=-1)  # [M, B, H, L, hs]
         n_rot = rotary_dims(hs, cfg.rotary_pct)
         q, k = apply_rope(q, n_rot, cfg.rotary_base), apply_rope(k, n_rot, cfg.rotary_base)
-        # (one 4-d SDPA batch with a shared [L, L] mask, which takes the memory-efficient kernel,
-        # measured slower on an H100 for one model and for 4,096 members: data/checks/ensemble-attn-probe-H100.json)
+        # (one 4-d SDPA batch with a shared [L, L] mask, which takes the memory-efficient kernel, was
+        # slower on an H100 for one model and for 4,096 members: data/checks/ensemble-attn-probe-H100.json)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._window_mask(L, h.device))
         y = _linear(y.permute(0, 1, 3, 2, 4).reshape(M, B, L, d), p(pre + "attention.dense.weight"),
                     p(pre + "attention.dense.bias"))
