@@ -252,8 +252,9 @@ class Ensemble(nn.Module):
         q, k, v = qkv.view(M, B, L, H, 3 * hs).permute(0, 1, 3, 2, 4).chunk(3, dim=-1)  # [M, B, H, L, hs]
         n_rot = rotary_dims(hs, cfg.rotary_pct)
         q, k = apply_rope(q, n_rot, cfg.rotary_base), apply_rope(k, n_rot, cfg.rotary_base)
-        # (one 4-d SDPA batch with a shared [L, L] mask, which takes the memory-efficient kernel, was
-        # slower on an H100 for one model and for 4,096 members: data/checks/ensemble-attn-probe-H100.json)
+        # (one 4-d SDPA batch with a shared [L, L] mask, which takes the memory-efficient kernel,
+        # was slower on an H100 for one model and for 4,096 members: ensemble-attn-probe-H100.json
+        # in data/checks)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._window_mask(L, h.device))
         y = _linear(y.permute(0, 1, 3, 2, 4).reshape(M, B, L, d), p(pre + "attention.dense.weight"),
                     p(pre + "attention.dense.bias"))
@@ -265,53 +266,46 @@ class Ensemble(nn.Module):
         return h + y + mlp
 
     def _mamba(self, pre: str, h: torch.Tensor) -> torch.Tensor:
-        """The Mamba block. Big ensembles on a GPU run our Triton kernels in the [M, B, L, C]
-        layout; otherwise the members are folded into channels, [B, M*E, L], for mamba-ssm's
-        scan or our PyTorch one (lib.models.ensemble_kernels says why and when)."""
+        """The Mamba block. Its convolution and scan run in one of two ways: big ensembles on a
+        GPU through our Triton kernels in the [M, B, L, C] layout; otherwise with the members
+        folded into channels, [B, M*E, L], for mamba-ssm's scan or our PyTorch one
+        (lib.models.ensemble_kernels says why and when)."""
         cfg, p = self.cfg, self.p
         M, B, L, _ = h.shape
         pre_m = pre + "mixer."
         x = _norm("rmsnorm", h, p(pre + "norm.weight"), None, cfg.norm_eps)
         xz = _linear(x, p(pre_m + "in_proj.weight"), self._opt(pre_m + "in_proj.bias"))
         E = xz.shape[-1] // 2
-        if _use_ensemble_kernels(cfg.kernels, h, E, p(pre_m + "A_log").shape[-1]):
-            return h + self._mamba_members(pre_m, xz)
-        fold = lambda t: t.permute(1, 0, 3, 2).reshape(B, M * t.shape[-1], L)  # [M,B,L,C] -> [B, M*C, L]  # noqa: E731
-        unfold = lambda t, C: t.view(B, M, C, L).permute(1, 0, 3, 2)  # [B, M*C, L] -> [M,B,L,C]  # noqa: E731
         x, z = xz[..., :E], xz[..., E:]
         conv_w = p(pre_m + "conv1d.weight")  # [M, E, 1, k]
         k = conv_w.shape[-1]
         conv_b = self._opt(pre_m + "conv1d.bias")
-        xc = F.conv1d(fold(x), conv_w.reshape(M * E, 1, k), None if conv_b is None else conv_b.reshape(-1),
-                      padding=k - 1, groups=M * E)[..., :L]
-        xc = F.silu(xc)
-        x_mbl = unfold(xc, E)
         R = p(pre_m + "dt_proj.weight").shape[-1]
         N = (p(pre_m + "x_proj.weight").shape[1] - R) // 2
-        dbc = _linear(x_mbl, p(pre_m + "x_proj.weight"))
-        dt = _linear(dbc[..., :R], p(pre_m + "dt_proj.weight"))  # bias enters the scan as delta_bias
-        Bm = dbc[..., R:R + N].permute(1, 0, 3, 2).contiguous()  # [B, M, N, L]: one group per member
-        Cm = dbc[..., R + N:].permute(1, 0, 3, 2).contiguous()
-        A = -torch.exp(p(pre_m + "A_log")).reshape(M * E, N)
-        if _use_kernels(cfg.kernels, h):
-            from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as scan
+        A = -torch.exp(p(pre_m + "A_log"))  # [M, E, N]
+        ours = _use_ensemble_kernels(cfg.kernels, h, E, N)  # the Triton kernels
+        fold = lambda t: t.permute(1, 0, 3, 2).reshape(B, M * t.shape[-1], L)  # [M,B,L,C] -> [B, M*C, L]  # noqa: E731
+        unfold = lambda t, C: t.view(B, M, C, L).permute(1, 0, 3, 2)  # [B, M*C, L] -> [M,B,L,C]  # noqa: E731
+        if ours:
+            from . import ensemble_kernels as ek
+            xc = ek.conv_silu(x, conv_w.view(M, E, k), conv_b)  # [M, B, L, E]
         else:
-            scan = selective_scan_parallel
-        y = scan(xc.contiguous(), fold(dt).contiguous(), A, Bm, Cm, p(pre_m + "D").reshape(-1),
-                 z=fold(z).contiguous(), delta_bias=p(pre_m + "dt_proj.bias").reshape(-1), delta_softplus=True)
-        return h + _linear(unfold(y, E), p(pre_m + "out_proj.weight"), self._opt(pre_m + "out_proj.bias"))
-
-    def _mamba_members(self, pre_m: str, xz: torch.Tensor) -> torch.Tensor:
-        """The Mamba mixer on xz [M, B, L, 2E] through lib.models.ensemble_kernels: no layout copies."""
-        from . import ensemble_kernels as ek
-
-        p, M, E = self.p, self.M, xz.shape[-1] // 2
-        conv_w = p(pre_m + "conv1d.weight")  # [M, E, 1, k]
-        xc = ek.conv_silu(xz[..., :E], conv_w.view(M, E, conv_w.shape[-1]), self._opt(pre_m + "conv1d.bias"))
-        R = p(pre_m + "dt_proj.weight").shape[-1]
-        N = (p(pre_m + "x_proj.weight").shape[1] - R) // 2
+            u = F.silu(F.conv1d(fold(x), conv_w.reshape(M * E, 1, k), None if conv_b is None else conv_b.reshape(-1),
+                                padding=k - 1, groups=M * E)[..., :L])  # [B, M*E, L], the scan's input
+            xc = unfold(u, E)
         dbc = _linear(xc, p(pre_m + "x_proj.weight"))
         dt = _linear(dbc[..., :R], p(pre_m + "dt_proj.weight"))  # bias enters the scan as delta_bias
-        y = ek.scan(xc, dt, -torch.exp(p(pre_m + "A_log")), dbc[..., R:R + N], dbc[..., R + N:], p(pre_m + "D"),
-                    xz[..., E:], p(pre_m + "dt_proj.bias"))
-        return _linear(y, p(pre_m + "out_proj.weight"), self._opt(pre_m + "out_proj.bias"))
+        Bm, Cm = dbc[..., R:R + N], dbc[..., R + N:]
+        if ours:
+            y = ek.scan(xc, dt, A, Bm, Cm, p(pre_m + "D"), z, p(pre_m + "dt_proj.bias"))
+        else:
+            if _use_kernels(cfg.kernels, h):
+                from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as scan
+            else:
+                scan = selective_scan_parallel
+            Bm = Bm.permute(1, 0, 3, 2).contiguous()  # [B, M, N, L]: one group per member
+            Cm = Cm.permute(1, 0, 3, 2).contiguous()
+            y = scan(u.contiguous(), fold(dt).contiguous(), A.reshape(M * E, N), Bm, Cm, p(pre_m + "D").reshape(-1),
+                     z=fold(z).contiguous(), delta_bias=p(pre_m + "dt_proj.bias").reshape(-1), delta_softplus=True)
+            y = unfold(y, E)
+        return h + _linear(y, p(pre_m + "out_proj.weight"), self._opt(pre_m + "out_proj.bias"))

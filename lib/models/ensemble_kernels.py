@@ -51,6 +51,21 @@ def _softplus(x):
 
 
 @triton.jit
+def _member_params(A_ptr, D_ptr, bias_ptr, m, e, n, E, N):
+    """Member m's A [E, N] (padded with zeros), D and delta_bias [E]."""
+    me, mn = e < E, n < N
+    A = tl.load(A_ptr + m * E * N + e[:, None] * N + n[None, :], mask=me[:, None] & mn[None, :], other=0.0)
+    return A, tl.load(D_ptr + m * E + e, mask=me, other=0.0), tl.load(bias_ptr + m * E + e, mask=me, other=0.0)
+
+
+@triton.jit
+def _advance(h, A, u, dt, Bt):
+    """h_t = exp(delta A) h_{t-1} + delta u B_t, delta = softplus(dt) (dt includes delta_bias)."""
+    delta = _softplus(dt)
+    return tl.exp(delta[:, None] * A) * h + (delta * u)[:, None] * Bt[None, :]
+
+
+@triton.jit
 def _scan_fwd(u_ptr, dt_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, ck_ptr,
               L, E, N, su_m, su_b, su_l, sd_m, sd_b, sd_l, sz_m, sz_b, sz_l, sB_m, sB_b, sB_l,
               sC_m, sC_b, sC_l,
@@ -62,9 +77,7 @@ def _scan_fwd(u_ptr, dt_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr,
     n = tl.arange(0, BLOCK_N)
     me, mn = e < E, n < N
     tile, mt = e[:, None] * BLOCK_N + n[None, :], me[:, None] & mn[None, :]
-    A = tl.load(A_ptr + m * E * N + e[:, None] * N + n[None, :], mask=mt, other=0.0)
-    D = tl.load(D_ptr + m * E + e, mask=me, other=0.0)
-    bias = tl.load(bias_ptr + m * E + e, mask=me, other=0.0)
+    A, D, bias = _member_params(A_ptr, D_ptr, bias_ptr, m, e, n, E, N)
     u_ptr += m * su_m + b * su_b
     dt_ptr += m * sd_m + b * sd_b
     z_ptr += m * sz_m + b * sz_b
@@ -90,8 +103,7 @@ def _scan_fwd(u_ptr, dt_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr,
         B_n = tl.load(B_ptr + tn * sB_l + n, mask=mn, other=0.0)
         C_n = tl.load(C_ptr + tn * sC_l + n, mask=mn, other=0.0)
         z_n = tl.load(z_ptr + tn * sz_l + e, mask=me, other=0.0)
-        delta = _softplus(dt + bias)
-        h = tl.exp(delta[:, None] * A) * h + (delta * u)[:, None] * Bt[None, :]
+        h = _advance(h, A, u, dt + bias, Bt)
         y = tl.sum(h * Ct[None, :], 1) + D * u
         tl.store(y_ptr + t * E + e, y * z * tl.sigmoid(z), mask=me)
         u, dt, Bt, Ct, z = u_n, dt_n, B_n, C_n, z_n
@@ -112,9 +124,7 @@ def _scan_bwd(u_ptr, dt_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, dy_ptr
     n = tl.arange(0, BLOCK_N)
     me, mn = e < E, n < N
     tile, mt = e[:, None] * BLOCK_N + n[None, :], me[:, None] & mn[None, :]
-    A = tl.load(A_ptr + m * E * N + e[:, None] * N + n[None, :], mask=mt, other=0.0)
-    D = tl.load(D_ptr + m * E + e, mask=me, other=0.0)
-    bias = tl.load(bias_ptr + m * E + e, mask=me, other=0.0)
+    A, D, bias = _member_params(A_ptr, D_ptr, bias_ptr, m, e, n, E, N)
     u_ptr += m * su_m + b * su_b
     dt_ptr += m * sd_m + b * sd_b
     z_ptr += m * sz_m + b * sz_b
@@ -148,8 +158,7 @@ def _scan_bwd(u_ptr, dt_ptr, z_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, dy_ptr
             u_n = tl.load(u_ptr + tn * su_l + e, mask=me, other=0.0)
             dt_n = tl.load(dt_ptr + tn * sd_l + e, mask=me, other=0.0)
             B_n = tl.load(B_ptr + tn * sB_l + n, mask=mn, other=0.0)
-            delta = _softplus(dt + bias)
-            h = tl.exp(delta[:, None] * A) * h + (delta * u)[:, None] * Bt[None, :]
+            h = _advance(h, A, u, dt + bias, Bt)
             tl.store(hs_ptr + (k + 1) * S + tile, h, mask=mt)
             u, dt, Bt = u_n, dt_n, B_n
         tl.debug_barrier()
@@ -257,6 +266,24 @@ def scan(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
 # ----------------------------------------------------------------------------- causal conv + silu
 
 @triton.jit
+def _tap(x_ptr, src, e, me, L, sx_l):
+    """x at positions src [BLOCK_L] (zeros outside 0..L-1) for channels e: [BLOCK_L, BLOCK_E]."""
+    return tl.load(x_ptr + src[:, None] * sx_l + e[None, :], mask=((src >= 0) & (src < L))[:, None] & me[None, :],
+                   other=0.0)
+
+
+@triton.jit
+def _conv_pre(x_ptr, w_ptr, bias, t, m, e, me, L, E, sx_l,
+              K: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+    """The convolution before silu at positions t: bias + sum_j w_j x[t - K + 1 + j]."""
+    acc = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32) + bias[None, :]
+    for j in tl.static_range(K):
+        acc += _tap(x_ptr, t - (K - 1) + j, e, me, L, sx_l) * tl.load(w_ptr + (m * E + e) * K + j, mask=me,
+                                                                         other=0.0)[None, :]
+    return acc
+
+
+@triton.jit
 def _conv_fwd(x_ptr, w_ptr, b_ptr, y_ptr, L, E, sx_m, sx_b, sx_l,
               K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
     lb = tl.program_id(0)
@@ -267,14 +294,10 @@ def _conv_fwd(x_ptr, w_ptr, b_ptr, y_ptr, L, E, sx_m, sx_b, sx_l,
     e = tl.arange(0, BLOCK_E)
     me = e < E
     x_ptr += m * sx_m + b * sx_b
-    acc = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32)
+    bias = tl.zeros([BLOCK_E], dtype=tl.float32)
     if HAS_BIAS:
-        acc += tl.load(b_ptr + m * E + e, mask=me, other=0.0)[None, :]
-    for j in tl.static_range(K):
-        src = t - (K - 1) + j
-        xv = tl.load(x_ptr + src[:, None] * sx_l + e[None, :], mask=((src >= 0) & (src < L))[:, None] & me[None, :],
-                     other=0.0)
-        acc += xv * tl.load(w_ptr + (m * E + e) * K + j, mask=me, other=0.0)[None, :]
+        bias = tl.load(b_ptr + m * E + e, mask=me, other=0.0)
+    acc = _conv_pre(x_ptr, w_ptr, bias, t, m, e, me, L, E, sx_l, K, BLOCK_L, BLOCK_E)
     out = acc * tl.sigmoid(acc)
     tl.store(y_ptr + ((m * nb + b) * L + t[:, None]) * E + e[None, :], out, mask=(t < L)[:, None] & me[None, :])
 
@@ -298,21 +321,14 @@ def _conv_bwd(x_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr, L, E, sx_m, s
     dx = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32)
     for s in tl.static_range(K):  # y[t + s] reads x[t] through tap K - 1 - s
         ts = t + s
-        pre = tl.zeros([BLOCK_L, BLOCK_E], dtype=tl.float32) + bias[None, :]
-        for j in tl.static_range(K):
-            src = ts - (K - 1) + j
-            xv = tl.load(x_ptr + src[:, None] * sx_l + e[None, :],
-                         mask=((src >= 0) & (src < L))[:, None] & me[None, :], other=0.0)
-            pre += xv * tl.load(w_ptr + (m * E + e) * K + j, mask=me, other=0.0)[None, :]
+        pre = _conv_pre(x_ptr, w_ptr, bias, ts, m, e, me, L, E, sx_l, K, BLOCK_L, BLOCK_E)
         sig = tl.sigmoid(pre)
         valid = (ts < L)[:, None] & me[None, :]
         g = tl.load(dy_ptr + ts[:, None] * E + e[None, :], mask=valid, other=0.0) * sig * (1.0 + pre * (1.0 - sig))
         dx += g * tl.load(w_ptr + (m * E + e) * K + (K - 1 - s), mask=me, other=0.0)[None, :]
         if s == 0:  # this tile's own outputs: their weight and bias gradients
             for j in tl.static_range(K):
-                src = t - (K - 1) + j
-                xv = tl.load(x_ptr + src[:, None] * sx_l + e[None, :],
-                             mask=((src >= 0) & (src < L))[:, None] & me[None, :], other=0.0)
+                xv = _tap(x_ptr, t - (K - 1) + j, e, me, L, sx_l)
                 tl.store(dw_ptr + (part * E + e) * K + j, tl.sum(g * xv, 0), mask=me)
             tl.store(db_ptr + part * E + e, tl.sum(g, 0), mask=me)
     tl.store(dx_ptr + ((m * nb + b) * L + t[:, None]) * E + e[None, :], dx, mask=(t < L)[:, None] & me[None, :])
