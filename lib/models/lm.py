@@ -43,7 +43,7 @@ class ModelConfig:
     final_norm: str = "layernorm"
     norm_eps: float = 1e-5
     pad_vocab_to: int = 1
-    init: str = "micro"  # "micro": paper A's HF init; "mamba_ssm": paper B's
+    init: str = "micro"  # "micro": paper A's HF init; "gpt_neox": paper B's Transformer; "mamba_ssm": its SSMs/hybrids
 
     def validate(self, seq_len: int | None = None) -> None:
         unknown = [n for n in self.layers if n not in LAYERS]
@@ -171,29 +171,57 @@ def _init_micro(model: SequenceModel) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def _init_mamba_ssm(model: SequenceModel) -> None:
-    """Paper B (mamba-ssm's MambaLMHeadModel and GPT-NeoX conventions): Linear and
-    embedding N(0, 0.02), zero biases; Mamba's dt initialised log-uniform in
-    [1e-3, 1e-1] through the dt bias; Mamba-2's A uniform in [1, 16]; output
-    projections of residual branches scaled by 1/sqrt(number of layers)."""
+def _init_gpt_neox(model: SequenceModel) -> None:
+    """Paper B's Transformer: Hugging Face GPTNeoXForCausalLM's _init_weights, i.e. every
+    Linear (the untied output head included) and the embedding N(0, initializer_range =
+    0.02), zero biases, LayerNorms at one and zero. The same rule as paper A's micro init."""
     _init_micro(model)
-    n_layers = len(model.layers)
+
+
+def _inv_softplus_dt(n: int, dt_min: float = 1e-3, dt_max: float = 0.1, floor: float = 1e-4) -> torch.Tensor:
+    """mamba-ssm's dt initialisation: dt log-uniform in [dt_min, dt_max] (clamped at `floor`),
+    stored through its inverse softplus so that softplus(bias) = dt."""
+    dt = torch.exp(torch.rand(n) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=floor)
+    return dt + torch.log(-torch.expm1(-dt))
+
+
+def _init_mamba_ssm(model: SequenceModel) -> None:
+    """Paper B's SSMs and hybrids, as mamba-ssm builds them (MambaLMHeadModel, and the
+    authors' hybrid_seq / hybrid_par, which apply the same `_init_weights`):
+    - every Linear keeps PyTorch's default weight (uniform, std 1/sqrt(3 fan_in)), bias
+      zero; the attention layers of the hybrids (GPT-NeoX modules inside mamba-ssm's
+      backbone) too;
+    - the embedding (tied to the head) N(0, 0.02);
+    - each mixer's residual output projection (`out_proj`) re-drawn with PyTorch's default
+      and divided by sqrt(number of blocks) (one residual per block: no MLP);
+    - Mamba: dt_proj weight uniform in +-dt_rank^-0.5, its bias the inverse softplus of a
+      log-uniform dt in [1e-3, 0.1]; A_log = log(1..N); D = 1.
+    - Mamba-2: dt_bias likewise; A uniform in [1, 16]; D = 1; the gated norm at one.
+    Convolutions keep PyTorch's default; norms one (RMSNorm) and zero (biases); the
+    two-stream gates beta zero."""
+    n_blocks = len(model.layers)
     for m in model.modules():
-        if isinstance(m, (Mamba, Mamba2)):
-            n = m.dt_proj.out_features if isinstance(m, Mamba) else m.nheads
-            dt = torch.exp(torch.rand(n) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
-            inv_softplus = dt + torch.log(-torch.expm1(-dt))
-            with torch.no_grad():
-                if isinstance(m, Mamba):
-                    nn.init.uniform_(m.dt_proj.weight, -m.dt_rank ** -0.5, m.dt_rank ** -0.5)
-                    m.dt_proj.bias.copy_(inv_softplus)
-                else:
-                    m.dt_bias.copy_(inv_softplus)
-                    m.A_log.copy_(torch.log(torch.empty(m.nheads).uniform_(1, 16)))
-                m.out_proj.weight.div_(math.sqrt(n_layers))
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+    for m in model.modules():
+        if not isinstance(m, (Mamba, Mamba2)):
+            continue
+        with torch.no_grad():
+            if isinstance(m, Mamba):
+                nn.init.uniform_(m.dt_proj.weight, -m.dt_rank ** -0.5, m.dt_rank ** -0.5)
+                m.dt_proj.bias.copy_(_inv_softplus_dt(m.dt_proj.out_features))
+                m.A_log.copy_(torch.log(torch.arange(1, m.d_state + 1, dtype=torch.float32)).repeat(m.d_inner, 1))
+            else:
+                m.dt_bias.copy_(_inv_softplus_dt(m.nheads))
+                m.A_log.copy_(torch.log(torch.empty(m.nheads).uniform_(1, 16)))
+            m.D.fill_(1.0)
+            nn.init.kaiming_uniform_(m.out_proj.weight, a=math.sqrt(5))
+            m.out_proj.weight.div_(math.sqrt(n_blocks))
 
 
-INITS = {"micro": _init_micro, "mamba_ssm": _init_mamba_ssm}
+INITS = {"micro": _init_micro, "gpt_neox": _init_gpt_neox, "mamba_ssm": _init_mamba_ssm}
 
 
 def build_model(cfg: ModelConfig | dict, vocab_size: int, seq_len: int | None = None,

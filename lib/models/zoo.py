@@ -66,7 +66,7 @@ def paper_b(family: str, d_model: int = 1024, heads: int = 16, d_state: int = 16
     common = dict(layers=layers, d_model=d_model, heads=heads, d_state=d_state, mlp_ratio=4,
                   mlp_act="gelu", rotary_pct=0.25, emb_dropout=0.0, init="mamba_ssm")
     if family.startswith("transformer"):
-        cfg = dict(common, attn_norm="layernorm", final_norm="layernorm", tie_embeddings=False,
+        cfg = dict(common, attn_norm="layernorm", final_norm="layernorm", tie_embeddings=False, init="gpt_neox",
                    rotary_pct=0.0 if family.endswith("nope") else 0.25)
     else:
         cfg = dict(common, attn_norm="rmsnorm", final_norm="rmsnorm", tie_embeddings=True, pad_vocab_to=8)

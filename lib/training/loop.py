@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.1
+    decay: str = "all"  # which parameters weight decay shrinks: "all" (torch AdamW over every
+    # parameter, paper A's code) or "trainer" (the Hugging Face Trainer's rule, paper B's code)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     warmup: float = 100  # steps, or a fraction of `steps` when below 1
@@ -59,6 +62,8 @@ class TrainConfig:
     def validate(self):
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch_size must be positive, got {self.steps}, {self.batch_size}")
+        if self.decay not in DECAY_RULES:
+            raise ValueError(f"unknown decay rule {self.decay!r}; use one of {', '.join(DECAY_RULES)}")
         if self.schedule not in ("linear", "cosine", "constant"):
             raise ValueError(f"unknown schedule {self.schedule!r}; use linear, cosine or constant")
         if not self.lr > 0:
@@ -73,6 +78,29 @@ class TrainConfig:
     @property
     def warmup_steps(self) -> int:
         return int(self.warmup * self.steps) if self.warmup < 1 else int(self.warmup)
+
+
+# The Hugging Face Trainer's exclusions (Trainer.get_decay_parameter_names): parameters of
+# nn.LayerNorm modules, and names matching these patterns (lower-cased). In our models that
+# leaves out biases (dt_bias too), every norm's weight, and nothing else: A_log, D, the
+# convolutions, the embedding and the two-stream gates are decayed, as the authors' Trainer
+# did. (Their SSM backbones name the final norm `norm_f`, which no pattern matches, so
+# the Trainer decayed it there; ours is `norm` and is not. Its effect at weight decay 0.01
+# is negligible; we keep the rule as the Trainer states it.)
+_TRAINER_NO_DECAY = re.compile(r"bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)")
+
+
+def decayed_names(model: torch.nn.Module, rule: str = "all") -> list[str]:
+    """Names of the parameters that weight decay shrinks under `rule` (DECAY_RULES)."""
+    if rule == "all":
+        return [n for n, _ in model.named_parameters()]
+    in_layernorm = {f"{mn}.{pn}".lstrip(".") for mn, mod in model.named_modules()
+                    if isinstance(mod, torch.nn.LayerNorm) for pn, _ in mod.named_parameters()}
+    return [n for n, _ in model.named_parameters()
+            if n not in in_layernorm and not _TRAINER_NO_DECAY.search(n.lower())]
+
+
+DECAY_RULES = ("all", "trainer")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -112,9 +140,12 @@ class MemberAdamW:
     """AdamW (torch.optim.AdamW's arithmetic) over an ensemble's [M, P] parameters, with
     a learning rate per member; its state lives in tensors so a CUDA graph can hold it."""
 
-    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decay_mask: torch.Tensor | None = None):
+        """decay_mask: [P], 1 where weight decay applies and 0 where not (None: everywhere)."""
         self.flat, self.grad = flat, grad
         self.betas, self.eps, self.wd = betas, eps, weight_decay
+        self.decay = None if decay_mask is None else decay_mask.to(flat.device, flat.dtype)[None, :]
         self.t = torch.zeros((), device=flat.device)
         self.m, self.v = torch.zeros_like(flat), torch.zeros_like(flat)
 
@@ -125,7 +156,7 @@ class MemberAdamW:
         self.t += 1
         lr = lr[:, None]
         bc1, bc2_sqrt = 1 - b1 ** self.t, (1 - b2 ** self.t).sqrt()
-        self.flat.mul_(1 - lr * self.wd)
+        self.flat.mul_(1 - lr * self.wd if self.decay is None else 1 - lr * self.wd * self.decay)
         self.m.lerp_(self.grad, 1 - b1)
         self.v.mul_(b2).addcmul_(self.grad, self.grad, value=1 - b2)
         self.flat.sub_(lr / bc1 * self.m / (self.v.sqrt() / bc2_sqrt + self.eps))
@@ -145,6 +176,12 @@ def clip_members_(grad: torch.Tensor, max_norm: float) -> torch.Tensor:
     norm = grad.pow(2).sum(1).sqrt()
     grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0)[:, None])
     return norm
+
+
+def _decay_mask(ens: Ensemble, model: torch.nn.Module, rule: str) -> torch.Tensor:
+    """[P] mask over the ensemble's flat parameters: 1 on the parameters `rule` decays."""
+    decayed = set(decayed_names(model, rule))
+    return torch.cat([torch.full((model.get_parameter(n).numel(),), float(n in decayed)) for n in ens.names])
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -174,7 +211,8 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     device = resolve_device(device)
     torch.manual_seed(seeds[0])  # dropout of models that run their own forward
     ens = Ensemble(models, device=device).train()
-    opt = MemberAdamW(ens.flat, ens.flat_grad, cfg.betas, cfg.eps, cfg.weight_decay)
+    opt = MemberAdamW(ens.flat, ens.flat_grad, cfg.betas, cfg.eps, cfg.weight_decay,
+                      decay_mask=None if cfg.decay == "all" else _decay_mask(ens, models[0], cfg.decay))
     base_lr = torch.tensor(lrs, dtype=torch.float32, device=device)
     active = torch.ones(M, device=device)  # 0 once a member has stopped early
     seeds_t = torch.tensor(seeds, dtype=torch.int64, device=device)
