@@ -84,7 +84,17 @@ def _mixer(kind: str, cfg: ModelConfig) -> nn.Module:
 
 
 class SSMBlock(nn.Module):
-    """h + Mixer(RMSNorm(h)): HF's MambaBlock / mamba-ssm's Block without MLP."""
+    """h + Mixer(RMSNorm(h)): HF's MambaBlock / mamba-ssm's Block without MLP.
+
+    Every block of every model adds its update to the residual stream once: h <- h + f(h).
+    Paper B's code does not, for HybridI (spec B.3, `hybrid_seq.py`): its loop adds the
+    layer's input again after each layer, whose output already holds it, so each layer does
+    h <- 2h + f(h). Behind pre-norms that is h <- h + f(h)/2 up to scale, i.e. layer k's
+    update enters with weight 2^-k against the first layer's (2^-19 for the last of 20
+    layers, below bf16's resolution). We keep the standard stream (our choice, INFERRED):
+    the paper describes plain interleaved blocks (its Fig 2), the code's own comment doubts
+    the extra add, and the doubling would leave most of the depth inert. The two-stream
+    block below does follow the code, where the extra h is bounded (TwoStreamBlock)."""
 
     def __init__(self, kind: str, cfg: ModelConfig):
         super().__init__()
@@ -99,7 +109,10 @@ class TwoStreamBlock(nn.Module):
     """Paper B's Hybrid2S block: an attention layer and a Mamba mixer read the same
     input; a learned scalar gate tanh(beta), zero at init, mixes in the gated stream.
     Forward (spec B.3): t = AttnLayer(h) (which already contains h), m = Mixer(norm h),
-    out = m + tanh(beta) t  (reversed: t + tanh(beta) m),  h <- h + out."""
+    out = m + tanh(beta) t  (reversed: t + tanh(beta) m),  h <- h + out. As in the authors'
+    `hybrid_par.py`, the stream therefore carries h (1 + tanh(beta)) (reversed: 2h): kept,
+    because "the two streams' hidden states are combined" is the paper's definition of the
+    block and the factor is at most 2 per block, 1 at initialisation."""
 
     def __init__(self, kind: str, cfg: ModelConfig, reverse: bool):
         super().__init__()

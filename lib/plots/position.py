@@ -27,7 +27,7 @@ import seaborn as sns
 from ..config import results_dir
 from ..sweeps.runner import load_snapshots
 from .retrieval import (HYBRID_M2, _curve_axes, _empty, _legend, _pick, choose_runs, curve_grid, examples_scale,
-                        label, note, note_missing, plot_curve, style)
+                        label, lr_note, lr_text, note, note_missing, plot_curve, style)
 
 THRESHOLD = 0.95                  # the position runs' early-stop level (params.yaml)
 CHANCE_LOSS = math.log(200) / 2   # 2.65: a uniform guess over 200 positions, the <bos> after it free
@@ -223,7 +223,7 @@ def _heatmap(ax, rec: dict | None, title: str):
     half = (examples[1] - examples[0]) / 2 if len(examples) > 1 else examples[0] / 2
     im = ax.imshow(acc.T, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
                    extent=[(examples[0] - half) / scale, (examples[-1] + half) / scale, 0.5, acc.shape[1] + 0.5])
-    ax.set(title=f"{title}\n(seed {rec['seed']}, lr {rec['lr']:g}, {rec['steps']:,} steps)", xlabel=xlabel,
+    ax.set(title=f"{title}\n(seed {rec['seed']}, lr {lr_text(rec['lr'])}, {rec['steps']:,} steps)", xlabel=xlabel,
            ylabel="target position")
     return im
 
@@ -266,7 +266,7 @@ def loss_figure(table: pd.DataFrame, names: list[str] = FIG17, suptitle: str = "
             continue
         for k, rec in enumerate(runs.sort_values("seed")["record"]):
             x, y = loss_points(rec)
-            ax.plot(x / scale, y, lw=1.4, alpha=0.85, label=f"{label(name)} ({len(runs)})" if k == 0 else None,
+            ax.plot(x / scale, y, lw=1.4, alpha=0.85, label=f"{label(name)}{lr_note(runs)} ({len(runs)})" if k == 0 else None,
                     **style(name))
     note_missing("B-fig17", "runs", missing)
     ax.axhline(CHANCE_LOSS, color="0.5", lw=1.2, label="log(200)/2 = 2.65")
@@ -302,7 +302,8 @@ def gates_figure(table: pd.DataFrame, names: list[str] = FIG18, suptitle: str = 
         colors = plt.cm.viridis(np.linspace(0, 0.9, g.shape[1]))
         for layer in range(g.shape[1]):
             ax.plot(x / scale, g[:, layer], color=colors[layer], lw=1.6, label=f"layer {layer + 1}")
-        ax.set(title=f"{label(name)} (seed {reps[name]['seed']})", xlabel=xlabel, ylim=(-0.02, 1.02))
+        ax.set(title=f"{label(name)} (seed {reps[name]['seed']}, lr {lr_text(reps[name]['lr'])})", xlabel=xlabel,
+               ylim=(-0.02, 1.02))
         ax.grid(ls="--", alpha=0.4)
         ax.legend(fontsize=7, ncol=2, frameon=False)
     axes[0][0].set_ylabel("|tanh(gate)|")
@@ -351,7 +352,8 @@ def _snapshot_grid(table, profile, names, rows, draw, fig_id, suptitle, bar: str
                 mappable = draw(ax, x, k) or mappable
                 ax.text(0.02, 0.02, f"step {step:,}", transform=ax.transAxes, fontsize=7, color="0.3")
             if r == 0:
-                ax.set_title(label(name), fontsize=10)
+                ax.set_title(f"{label(name)}, lr {lr_text(reps[name]['lr'])}" if name in reps else label(name),
+                             fontsize=10)
             if c == 0:
                 ax.set_ylabel(title)
     _colorbar(fig, mappable, cax, bar)

@@ -122,6 +122,19 @@ def merge_provenance(*provs: dict) -> dict:
     return out
 
 
+def lr_text(lr: float) -> str:
+    """3e-4, not 0.0003: how the figures name a learning rate."""
+    mant, exp = f"{lr:.0e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
+def lr_note(rows: pd.DataFrame) -> str:
+    """", lr 3e-4" for the runs of one curve (best_lr leaves one rate per model), so every
+    figure says which rate each curve used; empty when there are none or several."""
+    lrs = sorted(set(rows["lr"])) if "lr" in getattr(rows, "columns", ()) and len(rows) else []
+    return f", lr {lr_text(lrs[0])}" if len(lrs) == 1 else ""
+
+
 def style(name: str, d_state: int | None = None) -> dict:
     """Line colour and style; with `d_state`, pure SSMs are coloured by their state size."""
     color, ls = STYLES.get(name, ("0.4", "-"))
@@ -261,7 +274,7 @@ def plot_curve(ax, rows: pd.DataFrame, grid: np.ndarray, scale: float, lbl: str,
         mean, lo, hi = np.nanmean(ys[:, ok], 0), np.nanmin(ys[:, ok], 0), np.nanmax(ys[:, ok], 0)
     x = grid[ok] / scale
     marker = "o" if len(x) <= 30 else None
-    ax.plot(x, mean, lw=2, marker=marker, ms=4, label=f"{lbl} ({len(rows)})", **kw)
+    ax.plot(x, mean, lw=2, marker=marker, ms=4, label=f"{lbl}{lr_note(rows)} ({len(rows)})", **kw)
     ax.fill_between(x, lo, hi, color=kw.get("color"), alpha=0.15, lw=0)
     return True
 
@@ -362,7 +375,9 @@ def plot_extrapolation(ax, table: pd.DataFrame, names: list[str], title: str, wh
             continue
         s = part.groupby("length")["exact_match"].agg(["mean", "min", "max", "size"]).reset_index()
         kw = style(name)
-        ax.plot(s["length"], s["mean"], marker="o", ms=4, lw=2, label=f"{label(name)} ({s['size'].max()})", **kw)
+        lr = lr_note(table[table["name"] == name])
+        ax.plot(s["length"], s["mean"], marker="o", ms=4, lw=2, label=f"{label(name)}{lr} ({s['size'].max()})",
+                **kw)
         ax.fill_between(s["length"], s["min"], s["max"], color=kw["color"], alpha=0.15, lw=0)
     ax.axvline(TRAIN_MAX_LEN, color="0.3", lw=1, ls=":")
     ax.text(TRAIN_MAX_LEN, 0.02, " longest training\n sequence", fontsize=7.5, color="0.3", va="bottom")
@@ -444,6 +459,10 @@ def plot_error_rates(ax, table: pd.DataFrame, name: str, title: str) -> bool:
     return True
 
 
+def _lr_of(table: pd.DataFrame, name: str) -> str:
+    return lr_note(table[table["name"] == name]) if "name" in getattr(table, "columns", ()) else ""
+
+
 def error_rates_figure(rows: dict[str, pd.DataFrame], names: list[str], what: str, suptitle: str = ""):
     """B-fig5 / 14 / 15: one panel per model, one row per format (dict key: row title)."""
     fig, axes = plt.subplots(len(rows), len(names), figsize=(3.6 * len(names), 3.6 * len(rows) + 0.6),
@@ -452,7 +471,8 @@ def error_rates_figure(rows: dict[str, pd.DataFrame], names: list[str], what: st
     for i, (fmt, table) in enumerate(rows.items()):
         missing = [name for j, name in enumerate(names)
                    if not plot_error_rates(axes[i, j], table, name,
-                                           f"({letters[i * len(names) + j]}) {label(name)}, {fmt}")]
+                                           f"({letters[i * len(names) + j]}) {label(name)}, {fmt}"
+                                           f"{_lr_of(table, name)}")]
         note_missing(f"{what} {fmt}", "duplicates test", missing)
         axes[i, 0].set_ylabel("error rate (no segment's continuation)")
     fig.suptitle(suptitle)
@@ -505,7 +525,7 @@ def preference_figure(rows: dict[str, pd.DataFrame], names: list[str], what: str
     for i, (fmt, table) in enumerate(rows.items()):
         missing = []
         for j, name in enumerate(names):
-            got = plot_preferences(axes[i, j], table, name, f"{label(name)}, {fmt}")
+            got = plot_preferences(axes[i, j], table, name, f"{label(name)}, {fmt}{_lr_of(table, name)}")
             im = got or im
             if got is None:
                 missing.append(name)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..models import build_model, paper_b
+from ..models.zoo import B_FAMILIES
 from ..provenance import device_name, git_commit
 from ..tasks import eval_set, make_task
 from ..training import TrainConfig, resolve_device, train
@@ -31,12 +32,17 @@ KEYS = {"lr": float, "seed": int, "min_len": int, "max_len": int, "kernels": str
 
 def parse_probe(text: str) -> tuple[str, dict]:
     family, _, rest = text.partition(":")
+    if family not in B_FAMILIES:
+        raise SystemExit(f"probe {text!r}: unknown family {family!r}; families are {', '.join(B_FAMILIES)}")
     settings = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
         if key not in KEYS:
             raise SystemExit(f"probe {text!r}: unknown key {key!r}; keys are {', '.join(KEYS)}")
-        settings[key] = KEYS[key](value)
+        try:
+            settings[key] = KEYS[key](value)
+        except ValueError:
+            raise SystemExit(f"probe {text!r}: {key}={value!r} is not a {KEYS[key].__name__}") from None
     return family, settings
 
 
