@@ -1,0 +1,71 @@
+"""Copy the outputs of executed notebooks (data/executed/, written by `dvc repro`) into
+their sources in notebooks/, cell by cell (matched by cell id), so that the committed
+notebooks show what the pipeline printed and nbval checks those outputs.
+
+    python -m lib.sync_notebooks [--profile quick] [NAME ...]   # default: every executed one
+
+Only outputs and execution counts change; sources, metadata and papermill's injected
+parameter cell stay out. 02-train runs once per training stage, each on some experiments,
+so its source (which nbval runs on all of them) is left alone: refresh it by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP = {"02-train"}
+
+
+def _lines(value):
+    """nbformat's on-disk form: multi-line strings as lists of lines."""
+    return value.splitlines(keepends=True) if isinstance(value, str) else value
+
+
+def _normalise(outputs: list[dict]) -> list[dict]:
+    for out in outputs:
+        if "text" in out:
+            out["text"] = _lines(out["text"])
+        for mime, value in out.get("data", {}).items():
+            if not mime.endswith("json"):
+                out["data"][mime] = _lines(value)
+    return outputs
+
+
+def sync(executed: Path, source: Path) -> int:
+    """Copy `executed`'s outputs into `source`; returns how many cells changed."""
+    ran = {c.get("id"): c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"}
+    nb = json.loads(source.read_text())
+    changed = 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or cell.get("id") not in ran:
+            continue
+        outputs = _normalise(ran[cell["id"]].get("outputs", []))
+        if outputs != cell.get("outputs"):
+            changed += 1
+        cell["outputs"], cell["execution_count"] = outputs, ran[cell["id"]].get("execution_count")
+    tmp = source.with_suffix(".tmp")
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(source)
+    return changed
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m lib.sync_notebooks", description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all executed)")
+    ap.add_argument("--profile", default="quick")
+    args = ap.parse_args(argv)
+    executed = ROOT / "data" / "executed"
+    names = args.names or sorted({p.stem.removesuffix(f"-{args.profile}") for p in executed.glob(f"*-{args.profile}.ipynb")})
+    for name in names:
+        src, ran = ROOT / "notebooks" / f"{name}.ipynb", executed / f"{name}-{args.profile}.ipynb"
+        if name in SKIP or not src.exists():
+            continue
+        if not ran.exists():
+            raise SystemExit(f"sync_notebooks: no executed copy {ran.relative_to(ROOT)}; run `dvc repro` first")
+        print(f"{name}: {sync(ran, src)} cells changed")
+
+
+if __name__ == "__main__":
+    main()
