@@ -1,22 +1,30 @@
 """params.yaml -> the list of runs of an experiment at a profile.
 
-Everything is checked here, before any training starts: the profile, the
-experiment, the task and model settings of every grid point.
+Everything is checked here, before any training starts: the file (no key given
+twice), every experiment and profile override against a schema (no unknown key,
+no setting of the wrong kind), then the task, model and training settings of
+every grid point. A mistake is one ConfigError naming the experiment and the key.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 import hashlib
+import inspect
 import itertools
 import json
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from .models import ModelConfig, ModelError, micro, mini, paper_b
-from .tasks import Task, make_task
+from .tasks import TASKS, Task, TaskError, make_task
 from .training import TrainConfig, final_tests
 
 PROFILES = ("quick", "gpu", "paper")
@@ -24,7 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class ConfigError(ValueError):
-    pass
+    """A mistake in params.yaml or in the arguments of a sweep: reported in one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython (the notebooks, papermill) shows this instead of a traceback: the
+        # mistake is the user's, the code's frames would only hide it
+        return [f"ConfigError: {self}"]
 
 
 def workdir() -> Path:
@@ -50,8 +63,42 @@ def figures_dir(profile: str) -> Path:
 
 
 def load_params(path: str | Path | None = None) -> dict:
-    with open(path or ROOT / "params.yaml") as f:
-        return yaml.safe_load(f)
+    """params.yaml, checked (check_params) before anything reads it."""
+    path = Path(path or ROOT / "params.yaml")
+    loader = yaml.SafeLoader(path.read_text())
+    try:
+        node = loader.get_single_node()
+        _refuse_duplicate_keys(node, path)
+        params = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+    finally:
+        loader.dispose()
+    check_params(params, path)
+    return params
+
+
+def _refuse_duplicate_keys(node, path: Path, seen: set | None = None) -> None:
+    """YAML keeps the last of two equal keys; a second `A-fig4:` where `A-fig5:` was meant
+    would train A-fig5's models into A-fig4's folder. Checked on the parsed nodes, before
+    `<<` merges (whose keys an entry may override) are applied."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias: its anchor was checked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines = {}
+        for key, value in node.value:
+            if key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if key.value in lines:
+                    raise ConfigError(f"{path}, line {line}: the key {key.value!r} is given twice in one "
+                                      f"mapping (first on line {lines[key.value]}); YAML would keep only the last")
+                lines[key.value] = line
+            _refuse_duplicate_keys(value, path, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, path, seen)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -65,32 +112,269 @@ def experiment_spec(name: str, profile: str, params: dict | None = None) -> dict
     """The experiment's settings with its profile's overrides applied."""
     params = params or load_params()
     if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}{_near(profile, PROFILES)}; profiles are {', '.join(PROFILES)}")
     exps = params.get("experiments", {})
     if name not in exps:
-        raise ConfigError(f"unknown experiment {name!r}; experiments in params.yaml: {', '.join(exps)}")
+        raise ConfigError(f"unknown experiment {name!r}{_near(name, exps)}; experiments in params.yaml: "
+                          f"{', '.join(exps)}")
+    check_experiment(name, exps[name])
     spec = {k: v for k, v in exps[name].items() if k != "profiles"}
     spec = deep_merge(spec, (exps[name].get("profiles") or {}).get(profile) or {})
     spec.update(name=name, profile=profile)
     return spec
 
 
+# -- the schema: what params.yaml may say ---------------------------------------------------
+# A key nothing reads is a mistake (a misspelt `seedz` would leave the paper's 11 seeds,
+# a profile `quik` the paper's protocol), so every mapping lists the keys it may hold.
+
+TOP_KEYS = ("profile", "experiments")  # besides `_name` entries that hold YAML anchors
+EXPERIMENT_KEYS = ("paper", "title", "task", "eval", "model", "grid", "seeds", "train", "lr", "tests", "profiles")
+OVERRIDE_KEYS = ("title", "task", "eval", "model", "grid", "seeds", "train", "lr", "tests")  # what a profile sets
+SECTIONS = ("task", "eval", "model", "grid", "train", "lr", "tests")  # the keys whose value is a mapping
+LR_KEYS = ("grid", "trial_steps", "repeats")
+EVAL_KEYS = ("n", "seed")  # besides task settings, which the evaluation task changes (e.g. max_len)
+TEST_KEYS = ("lengths", "segments", "n", "length")
+TRAIN_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def check_params(params, path: Path) -> None:
+    """The whole file: its top-level keys, the default profile, every experiment's keys."""
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping with `profile` and `experiments`")
+    for key in params:
+        if key not in TOP_KEYS and not str(key).startswith("_"):
+            raise ConfigError(f"{path}: unknown key {key!r}{_near(key, TOP_KEYS)}; allowed: profile, experiments, "
+                              "and names starting with _ for YAML anchors")
+    if params.get("profile") not in PROFILES:
+        raise ConfigError(f"{path}: profile is {params.get('profile')!r}; it must be one of {', '.join(PROFILES)}")
+    if not isinstance(params.get("experiments"), dict) or not params["experiments"]:
+        raise ConfigError(f"{path}: `experiments` must map each experiment's name to its settings")
+    for name, entry in params["experiments"].items():
+        check_experiment(name, entry)
+
+
+def check_experiment(name: str, entry) -> None:
+    """An experiment's keys, and each profile's overrides apart (a mistake is reported where
+    it was made, before the merge hides it). Every profile is listed: an experiment without
+    `quick` would train the paper's protocol at the quick profile."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{name}: an experiment is a mapping of settings, not {entry!r}")
+    _check_keys(name, entry, entry)
+    profiles = entry.get("profiles")
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{name}: profiles must map each of {', '.join(PROFILES)} to its overrides "
+                          "(`paper: {}` for none)")
+    for profile, override in profiles.items():
+        if profile not in PROFILES:
+            raise _unknown(name, f"profiles.{profile}", PROFILES)
+        if override is None:  # `paper:` alone: no overrides
+            continue
+        if not isinstance(override, dict):
+            raise ConfigError(f"{name}: profiles.{profile} must be a mapping of overrides (`{{}}` for none), "
+                              f"not {override!r}")
+        _check_keys(name, override, deep_merge(entry, override), where=f"profiles.{profile}.")
+    for profile in PROFILES:
+        if profile not in profiles:
+            raise ConfigError(f"{name}: profiles.{profile} is missing; list every profile "
+                              f"({', '.join(PROFILES)}), with `{profile}: {{}}` to keep the base settings")
+
+
+def _check_keys(name: str, settings: dict, spec: dict, where: str = "") -> None:
+    """Every key of an experiment's settings (or, with `where`, of a profile's overrides) is
+    one the schema knows. `spec` (the merged settings) tells the task and model family."""
+    allowed = OVERRIDE_KEYS if where else EXPERIMENT_KEYS
+    for key, value in settings.items():
+        if key not in allowed:
+            raise _unknown(name, where + str(key), allowed)
+        if key not in SECTIONS:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: {where}{key} must be a mapping of settings, not {value!r}")
+        if where and not value:  # merged into the base settings, {} changes nothing
+            example = " (lr: {grid: [1.0e-3]} trains at one rate, without trials)" if key == "lr" else ""
+            raise ConfigError(f"{name}: {where}{key} is empty, which changes nothing (a profile's settings are "
+                              f"merged into the base settings); give the keys to change{example}")
+        inner = _section_keys(key, spec)
+        for k, v in value.items():
+            if inner is not None and k not in inner:
+                raise _unknown(name, f"{where}{key}.{k}", inner)
+            if key == "tests":
+                if not isinstance(v, dict):
+                    raise ConfigError(f"{name}: {where}tests.{k} must be a mapping of settings, not {v!r}")
+                for t in v:
+                    if t not in TEST_KEYS:
+                        raise _unknown(name, f"{where}tests.{k}.{t}", TEST_KEYS)
+
+
+def _section_keys(section: str, spec: dict) -> tuple | None:
+    """The keys a section may hold; None where the task or model family is unknown (the
+    task or model check then names that mistake)."""
+    if section in ("train", "lr", "tests"):
+        return {"train": tuple(TRAIN_TYPES), "lr": LR_KEYS, "tests": tuple(final_tests.TESTS)}[section]
+    task, model = spec.get("task"), spec.get("model")
+    task_cls = TASKS.get(task.get("name")) if isinstance(task, dict) else None
+    task_keys = tuple(f.name for f in dataclasses.fields(task_cls)) if task_cls else None
+    family = model.get("family") if isinstance(model, dict) else None
+    model_keys = _model_keys(family) if family in FAMILIES else None
+    if section == "model":
+        return model_keys
+    if task_keys is None:
+        return None
+    if section == "task":
+        return ("name", *task_keys)
+    if section == "eval":
+        return (*EVAL_KEYS, *task_keys)
+    if model_keys is None:
+        return None
+    # a grid axis: a model setting, task.<setting> or train.<setting>
+    return (*model_keys[1:], *(f"task.{k}" for k in task_keys), *(f"train.{k}" for k in TRAIN_TYPES))
+
+
+def _model_keys(family: str) -> tuple:
+    """`family`, the builder's arguments (its first under its settings name), ModelConfig's fields."""
+    build, first = FAMILIES[family]
+    args = [a for a in inspect.signature(build).parameters if a != "overrides"][1:]
+    return tuple(dict.fromkeys(["family", first, *args, *(f.name for f in dataclasses.fields(ModelConfig))]))
+
+
+def _near(key, allowed) -> str:
+    """' (did you mean 'seeds'?)' for a misspelt key, else ''."""
+    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(name: str, key: str, allowed) -> ConfigError:
+    return ConfigError(f"{name}: unknown key {key!r}{_near(key.rsplit('.', 1)[-1], allowed)}; "
+                       f"allowed there: {', '.join(map(str, allowed))}")
+
+
+def check_spec(spec: dict) -> None:
+    """An experiment's settings at a profile (merged), before its runs are built: every key
+    known, every count positive, every list non-empty. The task, model and training
+    settings of each run are then built by check_runs."""
+    name = spec.get("name", "experiment")
+    settings = {k: v for k, v in spec.items() if k not in ("name", "profile")}
+    for key in ("task", "model"):
+        if key not in settings:
+            raise ConfigError(f"{name}: no `{key}` settings; an experiment needs task: {{name: ...}} "
+                              "and model: {family: ...}")
+    _check_keys(name, settings, settings)
+    if "name" not in spec["task"]:
+        raise ConfigError(f"{name}: task.name is missing; tasks are {', '.join(sorted(TASKS))}")
+    if "family" not in spec["model"]:
+        raise ConfigError(f"{name}: model.family is missing; families are {', '.join(FAMILIES)}")
+    _need(name, "seeds", spec.get("seeds", 1), _is_count, "a positive whole number")
+    _need(name, "eval.n", (spec.get("eval") or {}).get("n", 1), _is_count, "a positive whole number of sequences")
+    _need(name, "eval.seed", (spec.get("eval") or {}).get("seed", 1), _is_int, "a whole number")
+    for axis, values in (spec.get("grid") or {}).items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{name}: grid.{axis} is {values!r}; it must list at least one value")
+    lr = spec.get("lr") or {}
+    if "grid" in lr:
+        if not isinstance(lr["grid"], list) or not lr["grid"]:
+            raise ConfigError(f"{name}: lr.grid is {lr['grid']!r}; it must list at least one learning rate "
+                              "(one: no trials), or be left out to train at train.lr")
+        for x in lr["grid"]:
+            if not _is_positive(x):
+                raise ConfigError(f"{name}: lr.grid holds {x!r}; every learning rate must be a positive number"
+                                  f"{_text_hint(x)}")
+    if len(lr.get("grid") or []) > 1 or "trial_steps" in lr:  # trials need their length
+        _need(name, "lr.trial_steps", lr.get("trial_steps"), _is_count, "a positive whole number of steps")
+    _need(name, "lr.repeats", lr.get("repeats", 1), _is_count, "a positive whole number")
+    for test, given in (spec.get("tests") or {}).items():
+        _need(name, f"tests.{test}.n", given.get("n", 1), _is_count, "a positive whole number")
+        for key in ("lengths", "segments"):
+            if key in given and (not isinstance(given[key], list) or not given[key]):
+                raise ConfigError(f"{name}: tests.{test}.{key} is {given[key]!r}; it must list at least one value")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)  # YAML's true is an int to Python
+
+
+def _is_count(x) -> bool:
+    return _is_int(x) and x > 0
+
+
+def _is_positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _need(name: str, key: str, value, ok, what: str) -> None:
+    if not ok(value):
+        raise ConfigError(f"{name}: {key} is {value!r}; it must be {what}{_text_hint(value)}")
+
+
+def _text_hint(value) -> str:
+    """YAML 1.1 reads 1e-3 (no dot) and anything quoted as text, not as a number."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        if "e" in value.lower() and "." not in value:
+            return f" (YAML reads {value} as text: write {value.lower().replace('e', '.0e', 1)})"
+        return " (text, not a number: write it without quotes)"
+    return ""
+
+
+def train_config(name: str, train: dict) -> TrainConfig:
+    """A run's training settings: each of its field's type (TrainConfig's annotations), then
+    TrainConfig's own checks (positive steps and learning rate, a known schedule, ...)."""
+    for key, value in train.items():
+        if key not in TRAIN_TYPES:
+            raise _unknown(name, f"train.{key}", TRAIN_TYPES)
+        if not _fits(value, TRAIN_TYPES[key]):
+            raise ConfigError(f"{name}: train.{key} is {value!r}; it must be {_kind(TRAIN_TYPES[key])}"
+                              f"{_text_hint(value)}")
+    cfg = TrainConfig(**train)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ConfigError(f"{name}: train: {e}") from None
+    return cfg
+
+
+def _fits(value, hint) -> bool:
+    """Whether a YAML value has a TrainConfig field's type (an int is a float, a bool neither)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, (list, tuple)) and all(_fits(v, typing.get_args(hint)[0]) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return _is_int(value)
+    return value is None if hint is type(None) else isinstance(value, hint)
+
+
+def _kind(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_kind(h) for h in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return "a list of numbers"
+    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}[hint]
+
+
+# model family -> its builder (lib.models.zoo) and the setting passed as the builder's first argument
+FAMILIES = {"micro": (micro, "arch"), "mini": (mini, "arch"), "paper_b": (paper_b, "name")}
+
+
 def model_config(spec: dict) -> ModelConfig:
     """{'family': 'micro', 'arch': 'SSM-TF', 'd_model': 12, ...} -> ModelConfig."""
     spec = dict(spec)
     family = spec.pop("family", None)
+    if family not in FAMILIES:
+        raise ModelError(f"unknown model family {family!r}; use 'micro' or 'mini' (paper A) or 'paper_b'")
+    build, first = FAMILIES[family]
     try:
-        if family == "micro":
-            return micro(spec.pop("arch"), **spec)
-        if family == "paper_b":
-            return paper_b(spec.pop("name"), **spec)
-        if family == "mini":
-            return mini(spec.pop("arch"), **spec)
+        return build(spec.pop(first), **spec)
     except TypeError as e:  # an unknown keyword
         raise ModelError(f"bad model settings {spec}: {e}") from None
     except KeyError as e:
         raise ModelError(f"model family {family!r} needs the setting {e}") from None
-    raise ModelError(f"unknown model family {family!r}; use 'micro' or 'mini' (paper A) or 'paper_b'")
 
 
 @dataclass
@@ -128,6 +412,7 @@ class Run:
 def expand_runs(spec: dict) -> list[Run]:
     """Every grid point x seed, validated up front. A grid axis names a model setting, or
     a task setting (`task.<name>`) or a training setting (`train.<name>`, e.g. `train.lr`)."""
+    check_spec(spec)
     grid = spec.get("grid") or {}
     keys = list(grid)
     runs = []
@@ -156,18 +441,18 @@ def check_runs(runs: list[Run]) -> None:
     """Build every task and model config once (cheaply) so bad input fails before work starts."""
     seen = set()
     for r in runs:
-        key = json.dumps([r.task, r.eval_task, r.model], sort_keys=True)
+        key = json.dumps([r.task, r.eval_task, r.model, r.train, r.tests], sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
-        task, eval_task = r.make_task(), r.make_eval_task()
         try:
-            TrainConfig(**r.train).validate()
-        except TypeError as e:  # an unknown setting
-            raise ConfigError(f"{r.experiment}: bad train settings {r.train}: {e}") from None
-        final_tests.check(r.tests, task)
-        cfg = r.model_config()
-        cfg.validate(seq_len=max(task.seq_len, eval_task.seq_len))
+            task, eval_task = r.make_task(), r.make_eval_task()
+            train_config(r.experiment, r.train)
+            final_tests.check(r.tests, task)
+            cfg = r.model_config()
+            cfg.validate(seq_len=max(task.seq_len, eval_task.seq_len))
+        except (TaskError, ModelError) as e:  # one kind of error for a mistake in the settings
+            raise ConfigError(f"{r.experiment}: {e}") from e
         if eval_task.vocab_size != task.vocab_size:
             raise ConfigError(f"{r.experiment}: the eval task changes the vocabulary")
 

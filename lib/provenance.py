@@ -12,18 +12,20 @@ import torch
 from .config import ROOT
 
 
-def git_commit() -> str:
-    """The checkout's commit (+dirty), or $COMPANION_COMMIT where there is no .git
-    (a copy of the tree on a GPU machine)."""
+# What a result depends on: the code and the settings (pipeline outputs change as stages run)
+SOURCES = ("lib", "notebooks", "pyproject.toml", "params.yaml")
+
+
+def git_commit(root=ROOT) -> str:
+    """The checkout's commit (+dirty where SOURCES have uncommitted changes), or
+    $COMPANION_COMMIT where there is no .git (a copy of the tree on a GPU machine)."""
     if os.environ.get("COMPANION_COMMIT"):
         return os.environ["COMPANION_COMMIT"]
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.strip()
-        # dirty = uncommitted changes to the code (pipeline outputs change as stages run)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "lib",
-                                "notebooks", "pyproject.toml"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCES],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -21,12 +21,13 @@ import argparse
 import datetime
 import json
 import os
+import sys
 
 import torch
 import torch.distributed as dist
 
 from . import run_experiments
-from ..config import load_params
+from ..config import ConfigError, load_params
 
 ap = argparse.ArgumentParser(prog="python -m lib.sweeps")
 ap.add_argument("--profile", default=None, help="quick | gpu | paper (default: params.yaml's)")
@@ -42,10 +43,14 @@ if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # started by torchrun: one process
     # gloo, also on GPUs: processes exchange only small Python objects (trial losses, run
     # records), and may wait long for each other between phases
     dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))
-params = load_params()
-names = list(params["experiments"]) if args.experiments == "all" else args.experiments.split(",")
-tables = run_experiments(names, args.profile or params["profile"], device=args.device,
-                         time_budget_s=args.time_budget)
+try:
+    params = load_params()
+    names = list(params["experiments"]) if args.experiments == "all" else \
+        list(dict.fromkeys(n.strip() for n in args.experiments.split(",") if n.strip()))
+    tables = run_experiments(names, args.profile or params["profile"], device=args.device,
+                             time_budget_s=args.time_budget)
+except ConfigError as e:  # a mistake in params.yaml or the arguments: one line, no traceback
+    sys.exit(f"{ap.prog}: {e}")
 if tables:
     print(json.dumps({n: len(t) for n, t in tables.items()}))
 if dist.is_initialized():

@@ -4,22 +4,28 @@
     data/results/<profile>/<experiment>/lrs.json             learning rates chosen per configuration
     data/results/<profile>/<experiment>/results.parquet      one row per run
     data/results/<profile>/<experiment>/provenance.json      profile, device, commit, wall time
+    data/results/<profile>/.locks/                           one sweep at a time per experiment
 
 Runs train packed into ensembles (lib.training.train_ensemble): every pending run
 whose model has the same shape, whatever its experiment, seed, learning rate, task
 settings or attention window, steps together with the others. First the learning-rate
 trials of every configuration that needs one, then the runs. Each ensemble's results
 are written as soon as it finishes, so an interrupted sweep loses only the ensemble
-in flight.
+in flight. Every file is written atomically; one that does not read back (cut short
+some other way) is set aside, renamed, and its content made again. Two sweeps started
+on one results folder take turns: the second waits, then trains what the first left.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
 import os
 import queue
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -32,7 +38,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..config import Run, data_dir as default_data_dir
+from ..config import ConfigError, Run, data_dir as default_data_dir
 from ..models import build_model
 from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..provenance import device_name, git_commit, provenance
@@ -43,15 +49,88 @@ from ..training.loop import lr_trials, pick_lr, trial_config
 from ..training.streams import StreamCache
 
 
-def _write_json(path: Path, obj) -> None:
+def _atomic(path: Path, write) -> None:
+    """write(tmp), then rename it over `path`: an interrupted sweep never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    tmp.replace(path)  # atomic: an interrupted sweep never leaves half a result
+    try:
+        write(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
+def _write_json(path: Path, obj) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, sort_keys=True)))
 
 
 def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A JSON file's content, {} if there is none. One that does not parse (cut short by a
+    full disk or a bad copy) is set aside, renamed, not deleted, and counts as missing: its
+    run trains again, its learning rates are chosen again."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            path.replace(aside)
+        except FileNotFoundError:  # another process of this sweep set it aside first
+            return {}
+        print(f"warning: {path} does not parse ({e}); set aside as {aside.name}, it will be made again",
+              file=sys.stderr, flush=True)
+        return {}
+
+
+def _update_json(path: Path, entries: dict) -> None:
+    """Add entries to a JSON mapping that several processes may write (lrs.json): the
+    read-modify-write holds a lock, so no writer's entries are lost."""
+    with _locked(_lock_path(path.parent, path.stem)):
+        _write_json(path, {**_read_json(path), **entries})
+
+
+def _finished(run: Run, out_dir: Path) -> bool:
+    """Whether a run's record is written (and reads back)."""
+    return bool(_read_json(out_dir / "runs" / f"{run.id}.json"))
+
+
+def _lock_path(out_dir: Path, what: str = "sweep") -> Path:
+    """A results folder's lock files, beside the folders, in <profile>/.locks/: outside the
+    folders DVC tracks."""
+    return out_dir.parent / ".locks" / f"{out_dir.name}.{what}.lock"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, waiting: str | None = None):
+    """Hold an exclusive lock on `path`, saying `waiting` while another process holds it.
+    flock: the kernel frees it when its process dies, even by SIGKILL."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _sweep_lock(out_dirs):
+    """One sweep at a time on a results folder: a second one started on it waits, then
+    trains only what the first left. Under torchrun the first process holds the locks for
+    all (the others wait for it at train_runs' barrier)."""
+    with contextlib.ExitStack() as stack:
+        if world()[0] == 0:
+            for d in sorted({str(d) for d in out_dirs}):  # one order: two sweeps never wait on each other
+                stack.enter_context(_locked(_lock_path(Path(d)),
+                                            f"another sweep is training {d}; waiting for it to finish"))
+        yield
 
 
 def _downsample(xs: list[float], points: int = 100) -> list[float]:
@@ -334,9 +413,7 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
                 lr, mean = pick_lr(losses.pop(key))
                 chosen[key] = {"lr": lr, "trial_losses": mean, "labels": run.labels}
                 if write:
-                    cache = _read_json(out / "lrs.json")
-                    cache[key[1]] = chosen[key]
-                    _write_json(out / "lrs.json", cache)
+                    _update_json(out / "lrs.json", {key[1]: chosen[key]})
         return chosen
 
     def on_done(ens, results):
@@ -356,9 +433,8 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
         chosen = record_complete(merged, write=world()[0] == 0)
         _barrier()
         for (out, key), entry in chosen.items():  # without a shared file system, each keeps a copy
-            cache = _read_json(Path(out) / "lrs.json")
-            if key not in cache:
-                _write_json(Path(out) / "lrs.json", {**cache, key: entry})
+            if key not in _read_json(Path(out) / "lrs.json"):
+                _update_json(Path(out) / "lrs.json", {key: entry})
 
 
 def learning_rate(run: Run, out_dir: Path) -> float:
@@ -412,10 +488,10 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
                progress: bool = True, time_budget_s: float | None = None) -> int:
     """Train every (run, results folder) not finished yet. With `time_budget_s`, start no
     new ensemble after that many seconds (a later call resumes). Returns runs left to do."""
-    device, data_dir = resolve_device(device), Path(data_dir or default_data_dir())
+    device, data_dir = check_arguments(device, time_budget_s), Path(data_dir or default_data_dir())
     deadline = None if time_budget_s is None else time.time() + time_budget_s
     _barrier()  # every process lists the same finished runs
-    pending = [(r, o) for r, o in items if not (o / "runs" / f"{r.id}.json").exists()]
+    pending = [(r, o) for r, o in items if not _finished(r, o)]
     choose_learning_rates(pending, device, data_dir, progress, deadline)
     chosen = lambda r, o: len(r.lr.get("grid") or [0]) == 1 or lr_key(r) in _read_json(o / "lrs.json")  # noqa: E731
     pending = [(r, o) for r, o in pending if chosen(r, o)]  # a time budget may have cut the trials short
@@ -440,25 +516,41 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
                 if not Path(path).exists():
                     _write_json(Path(path), rec)
         _barrier()
-    return sum(not (o / "runs" / f"{r.id}.json").exists() for r, o in items)
+    return sum(not _finished(r, o) for r, o in items)
+
+
+def check_arguments(device, time_budget_s: float | None = None) -> torch.device:
+    """A sweep's device (resolved) and time budget, refused before any work if unusable."""
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ConfigError(f"the time budget is {time_budget_s} s; it must be a positive number of seconds")
+    try:
+        resolved = resolve_device(device)
+    except RuntimeError as e:  # a name torch does not know
+        raise ConfigError(f"device {device!r}: {e}; use auto, cpu or cuda") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: this machine has no CUDA GPU that torch {torch.__version__} "
+                          "can use; use cpu or auto")
+    return resolved
 
 
 def run_sweep(runs: list[Run], out_dir: str | Path, *, profile: str, data_dir: str | Path | None = None,
               device="auto", progress: bool = True) -> pd.DataFrame:
     """Train one experiment's runs not already finished under out_dir; return the table of all."""
     out_dir = Path(out_dir)
-    t0 = time.time()
-    done_before = sum((out_dir / "runs" / f"{r.id}.json").exists() for r in runs)
-    train_runs([(r, out_dir) for r in runs], device, data_dir, progress)
-    return collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0, resumed=done_before)
+    check_arguments(device)
+    with _sweep_lock([out_dir]):
+        t0 = time.time()
+        done_before = sum(_finished(r, out_dir) for r in runs)
+        train_runs([(r, out_dir) for r in runs], device, data_dir, progress)
+        return collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0,
+                       resumed=done_before)
 
 
 def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: float, resumed: int) -> pd.DataFrame:
     """results.parquet and provenance.json of one experiment from its finished runs."""
-    records = [json.loads((out_dir / "runs" / f"{r.id}.json").read_text()) for r in runs
-               if (out_dir / "runs" / f"{r.id}.json").exists()]
+    records = [rec for r in runs if (rec := _read_json(out_dir / "runs" / f"{r.id}.json"))]
     table = results_table(records)
-    table.to_parquet(out_dir / "results.parquet", index=False)
+    _atomic(out_dir / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     prov = provenance(profile=profile, device=resolve_device(device), wall_s=wall_s)
     commits = {r.get("commit") for r in records}
     # the sweeps behind this table: not an earlier one whose runs a change of protocol has
@@ -494,8 +586,18 @@ def log_sweep(profile_dir: Path, entry: dict) -> None:
 
 
 def read_sweep_log(profile_dir: Path) -> list[dict]:
+    """The log's entries; a line that does not parse (a sweep killed while appending it) is
+    skipped with a warning rather than blocking every table."""
     path = Path(profile_dir) / "sweeps.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    entries = []
+    for i, line in enumerate(path.read_text().splitlines() if path.exists() else [], 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            print(f"warning: {path}, line {i} does not parse; skipped", file=sys.stderr, flush=True)
+    return entries
 
 
 def results_table(records: list[dict]) -> pd.DataFrame:
@@ -519,22 +621,36 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
     first writes the tables (the others return {})."""
     from ..config import expand_runs, experiment_spec, results_dir
 
-    t0 = time.time()
+    names = list(dict.fromkeys(names))  # an experiment named twice trains once
     runs = {n: expand_runs(experiment_spec(n, profile)) for n in names}  # all validated before any work
+    check_arguments(device, time_budget_s)
     dirs = {n: results_dir(profile, n) for n in names}
-    done = {n: sum((dirs[n] / "runs" / f"{r.id}.json").exists() for r in runs[n]) for n in names}
-    lrs_before = {n: len(_read_json(dirs[n] / "lrs.json")) for n in names}
-    left = train_runs([(r, dirs[n]) for n in names for r in runs[n]], device, data_dir, progress, time_budget_s)
-    wall = time.time() - t0
-    trained = sum(len(runs[n]) for n in names) - left - sum(done.values())
-    lrs_chosen = sum(len(_read_json(dirs[n] / "lrs.json")) - lrs_before[n] for n in names)
-    if world()[0] != 0:  # the first process writes the tables, provenance and log
-        return {}
-    if trained or lrs_chosen:
-        log_sweep(dirs[names[0]].parent, {
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s": round(wall, 1),
-            "device": _machine(resolve_device(device)), "commit": git_commit(), "experiments": names,
-            "runs_trained": trained, "lrs_chosen": lrs_chosen, "runs_left": left, "concurrent": CONCURRENT,
-            "processes": world()[1]})
-    return {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
-            for n in names}
+    with _sweep_lock(dirs.values()):
+        t0 = time.time()
+        done = {n: sum(_finished(r, dirs[n]) for r in runs[n]) for n in names}
+        lrs_before = {n: len(_read_json(dirs[n] / "lrs.json")) for n in names}
+
+        def log(**extra):  # what this sweep trained, if anything, in <profile>/sweeps.jsonl
+            now = {n: sum(_finished(r, dirs[n]) for r in runs[n]) for n in names}
+            trained = sum(now.values()) - sum(done.values())
+            lrs_chosen = sum(len(_read_json(dirs[n] / "lrs.json")) - lrs_before[n] for n in names)
+            if trained or lrs_chosen:
+                log_sweep(dirs[names[0]].parent, {
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "wall_s": round(time.time() - t0, 1), "device": _machine(resolve_device(device)),
+                    "commit": git_commit(), "experiments": names, "runs_trained": trained,
+                    "lrs_chosen": lrs_chosen, "runs_left": sum(len(runs[n]) for n in names) - sum(now.values()),
+                    "concurrent": CONCURRENT, "processes": world()[1], **extra})
+
+        try:
+            train_runs([(r, dirs[n]) for n in names for r in runs[n]], device, data_dir, progress, time_budget_s)
+        except BaseException:  # ctrl-C, an error: what finished counts in the tables' wall time too
+            if world()[0] == 0:
+                log(interrupted=True)
+            raise
+        wall = time.time() - t0
+        if world()[0] != 0:  # the first process writes the tables, provenance and log
+            return {}
+        log()
+        return {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
+                for n in names}
