@@ -43,6 +43,19 @@ def test_batched_forward_equals_each_model(arch, heads):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("arch", ["TF-TF", "SSM-TF"])
+@pytest.mark.parametrize("d, heads", [(4, 1), (12, 1), (20, 1), (12, 2), (12, 3)])
+def test_batched_forward_equals_each_model_at_odd_rotary_counts(arch, d, heads):
+    """Paper A's widths where int(0.25 * head size) is odd (1, 3, 5, 1, 1 rotated dims)."""
+    models = [build_model(micro(arch, d, heads=heads, window=w), 34, seed=s) for s, w in enumerate([3, 20, None])]
+    ens = Ensemble(models).eval()
+    ids = torch.randint(0, 34, (3, 4, 40), generator=torch.Generator().manual_seed(d))
+    with torch.no_grad():
+        out = ens(ids)
+        ref = torch.stack([m.eval()(ids[i]) for i, m in enumerate(models)])
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind", ["layernorm", "rmsnorm"])
 def test_narrow_row_norms_equal_torch(kind):
     """The spelled-out norms (CUDA, narrow rows) against torch's kernels, values and gradients."""

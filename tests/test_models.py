@@ -301,6 +301,97 @@ def test_attention_layer_matches_transformers_gpt_neox(d, heads, pct, window, ac
     assert diff <= tol * scale
 
 
+def _authors_rope(x: torch.Tensor, n: int, base: float = 10000.0) -> torch.Tensor:
+    """Paper A's partial RoPE (micro_hf/models/rope.py: RotaryEmbedding, rotate_half,
+    apply_rotary_pos_emb), transcribed here dim by dim and independently of lib.
+
+    Their table: inv_freq = 1 / base^(arange(0, n, 2) / n) in float32 (ceil(n/2) values),
+    angles t * inv_freq, emb = cat(freqs, freqs), whose last column they drop when n is
+    odd. Their rotate_half splits the n dims at n // 2 and returns cat(-second, first).
+    Dim i then becomes x_i cos(emb_i) + rotate_half(x)_i sin(emb_i)."""
+    L = x.shape[-2]
+    t = torch.arange(L, dtype=torch.float32)
+    freqs = [1.0 / (base ** (torch.tensor(float(j), dtype=torch.float32) / n)) for j in range(0, n, 2)]
+    table = (freqs + freqs)[:n] if n % 2 else freqs + freqs
+    h = n // 2
+    # rotate_half(x) = cat(-x[h:n], x[0:h]): its dim i reads x[h + i] negated, then x[i - (n - h)]
+    source = [(h + i, -1.0) for i in range(n - h)] + [(i, 1.0) for i in range(h)]
+    assert len(table) == len(source) == n
+    out = x.clone()
+    for i in range(n):
+        angle = t * table[i]
+        k, sign = source[i]
+        out[..., i] = x[..., i] * angle.cos().to(x.dtype) + sign * x[..., k] * angle.sin().to(x.dtype)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 16])
+def test_rope_matches_paper_a_code_at_every_rotated_count(n):
+    """apply_rope equals the authors' rule for odd and even counts, the other dims untouched."""
+    from lib.models.attention import apply_rope
+    x = torch.randn(2, 3, 41, n + 3, dtype=F64, generator=torch.Generator().manual_seed(n))
+    out = apply_rope(x, n, 10000.0)
+    ref = _authors_rope(x, n)
+    assert _max_diff(out, ref) <= 1e-12 * x.abs().max().item()
+    assert torch.equal(out[..., n:], x[..., n:])
+
+
+def test_rope_at_paper_a_widths_rotates_int_quarter_d_dims():
+    """One head at d = 4, 12, 20 rotates 1, 3, 5 dims (int(0.25 d), odd kept, as the authors);
+    at n = 1 the 'rotation' is the scale cos t - sin t, at n = 3 it does not keep norms."""
+    from lib.models.attention import apply_rope, rotary_dims
+    assert [rotary_dims(d, 0.25) for d in (4, 8, 12, 16, 20, 24)] == [1, 2, 3, 4, 5, 6]
+    assert [build_model(micro("TF-TF", d), 12).layers[0].attention.n_rot for d in (4, 12, 20)] == [1, 3, 5]
+    x = torch.randn(1, 1, 30, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    t = torch.arange(30, dtype=torch.float32)
+    scale = (t.cos() - t.sin()).to(F64)
+    torch.testing.assert_close(apply_rope(x, 1, 10000.0)[..., 0], x[..., 0] * scale)
+    x = torch.randn(1, 1, 30, 12, dtype=F64, generator=torch.Generator().manual_seed(1))
+    norms = [apply_rope(x, n, 10000.0)[..., :n].norm(dim=-1) for n in (3, 4)]
+    assert not torch.allclose(norms[0], x[..., :3].norm(dim=-1))  # odd: not a rotation
+    torch.testing.assert_close(norms[1], x[..., :4].norm(dim=-1))  # even: a rotation
+
+
+@pytest.mark.parametrize("d, heads, window", [(4, 1, 20), (12, 1, 20), (20, 1, None), (12, 2, 5), (12, 3, 20)])
+def test_attention_at_odd_rotary_counts_matches_the_authors_layer(d, heads, window):
+    """Our attention (odd int(0.25 * head size)) against the authors' attention written
+    out here: fused qkv per head [q | k | v], their RoPE on q and k, softmax(q k^T / sqrt(hs)
+    + the spec's additive window mask) v, then the output projection."""
+    from lib.models.attention import Attention
+    att = _randomise_(Attention(d, heads, window, 0.25, 10000.0).double(), std=0.5)
+    hs, n = d // heads, int(d // heads * 0.25)
+    assert att.n_rot == n and n % 2 == 1
+    B, L = 2, 23
+    x = torch.randn(B, L, d, dtype=F64, generator=torch.Generator().manual_seed(d + heads))
+    with torch.no_grad():
+        qkv = F.linear(x, att.query_key_value.weight, att.query_key_value.bias).view(B, L, heads, 3 * hs)
+        q, k, v = (qkv[..., i * hs:(i + 1) * hs].permute(0, 2, 1, 3) for i in range(3))
+        q, k = _authors_rope(q, n), _authors_rope(k, n)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(hs) + _spec_additive_mask(L, window)
+        y = torch.softmax(scores, -1) @ v
+        ref = F.linear(y.permute(0, 2, 1, 3).reshape(B, L, d), att.dense.weight, att.dense.bias)
+        out = att(x)
+    assert _max_diff(out, ref) <= 1e-10 * ref.abs().max().item()
+
+
+def test_paper_b_models_rotate_an_even_count_so_odd_rope_leaves_them_as_before():
+    """Every paper B run (every experiment and profile) has an even rotated count, where the
+    authors' odd-count rule and GPT-NeoX's agree (the GPTNeoXLayer oracle above)."""
+    from lib.config import PROFILES, expand_runs, experiment_spec, load_params
+    from lib.models.attention import rotary_dims
+    counts = set()
+    for name in load_params()["experiments"]:
+        if not name.startswith("B-"):
+            continue
+        for profile in PROFILES:
+            for run in expand_runs(experiment_spec(name, profile)):
+                cfg = run.model_config()  # every family: the hybrids' attention too
+                counts.add(rotary_dims(cfg.d_model // cfg.heads, cfg.rotary_pct))
+    assert counts and all(c % 2 == 0 for c in counts), counts
+    assert {rotary_dims(c.d_model // c.heads, c.rotary_pct) for c in (paper_b("transformer"), paper_b("hybrid2s"))} \
+        == {16}
+
+
 def test_attention_window_mask_matches_spec_formula():
     """window_mask (bool) equals the spec's M = (triu(1,0) - triu(1,w)).T for several w."""
     from lib.models.attention import window_mask

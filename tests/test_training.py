@@ -9,7 +9,8 @@ import torch
 from lib.models import build_model, micro
 from lib.tasks import Batch, make_task
 from lib.training import (TrainConfig, choose_lr, evaluate, greedy_decode, greedy_exact_match, lr_factor,
-                          masked_loss, train)
+                          masked_loss, train, trial_loss)
+from lib.training.loop import LR_TIE_RTOL, pick_lr, trial_config
 
 TASK = make_task("selective_copy", length=30)
 EVAL = make_task("selective_copy", length=30).build(seed=1, n=64)
@@ -164,10 +165,71 @@ def test_early_stopping_stops_at_threshold():
 
 def test_choose_lr_picks_lowest_trial_loss():
     """A learning rate of 1e-6 cannot lower the loss in 30 steps; 1e-2 does."""
-    cfg = TrainConfig(steps=30, batch_size=8, warmup=3)
+    cfg = TrainConfig(steps=60, batch_size=8, warmup=3)
     lr, losses = choose_lr(lambda s: tiny(seed=s), TASK, cfg, [1e-6, 1e-2], trial_steps=30)
     assert lr == 1e-2 and losses[1e-2] < losses[1e-6]
     assert all(math.isfinite(v) for v in losses.values())
+
+
+# Paper A's learning-rate trials as the authors ran them (micro_hf main.py --auto_lr and
+# train_utils.train(one_epoch=True)): the first trial_steps steps of the run's own schedule,
+# scored by the mean training loss over those steps, the single best trial deciding.
+
+def test_a_trial_follows_the_runs_schedule_truncated():
+    """The trial's learning rate at every step is the full run's, warm-up and decay not
+    squeezed into the trial (spec: 1,000 of 4,000 steps, warm-up 100, linear decay)."""
+    for run_cfg in (TrainConfig(steps=4000, warmup=100, schedule="linear"),
+                    TrainConfig(steps=4000, warmup=0.1, schedule="cosine"),
+                    TrainConfig(steps=400, warmup=100)):  # the quick profile: a trial inside the warm-up
+        trial = trial_config(run_cfg, 1000 if run_cfg.steps == 4000 else 100)
+        trial.validate()
+        assert trial.steps == (1000 if run_cfg.steps == 4000 else 100) and trial.horizon == run_cfg.steps
+        assert trial.warmup_steps == run_cfg.warmup_steps
+        assert trial.eval_every == 0 and trial.early_stop is None and trial.checkpoint_every == 0
+        assert [lr_factor(s, trial) for s in range(trial.steps)] == [lr_factor(s, run_cfg) for s in range(trial.steps)]
+    cfg = trial_config(TrainConfig(steps=4000), 1000)
+    assert lr_factor(999, cfg) == pytest.approx(1 - 899 / 3900)  # still near the peak, not decayed to 0
+    assert trial_config(TrainConfig(steps=50), 1000).steps == 50  # never longer than the run
+    with pytest.raises(ValueError, match="schedule_steps"):
+        TrainConfig(steps=100, schedule_steps=50).validate()
+
+
+def test_a_trial_trains_as_the_first_steps_of_the_run():
+    """On the CPU a trial's losses are the real run's first trial_steps losses (same seed, lr)."""
+    cfg = TrainConfig(steps=60, batch_size=4, lr=1e-2, warmup=10, data_block=10)
+    full = train(tiny(seed=5), TASK, cfg, seed=5, progress=False)
+    part = train(tiny(seed=5), TASK, trial_config(cfg, 30), seed=5, progress=False)
+    assert part["steps"] == 30
+    torch.testing.assert_close(torch.tensor(part["history"]["train_loss"]),
+                               torch.tensor(full["history"]["train_loss"][:30]), rtol=0, atol=0)
+    assert trial_loss(part) == pytest.approx(sum(full["history"]["train_loss"][:30]) / 30)
+
+
+def test_trial_loss_is_the_mean_over_all_steps():
+    assert trial_loss({"history": {"train_loss": [4.0, 2.0, 1.0, 1.0]}}) == 2.0
+    assert trial_loss({"history": {"train_loss": [4.0, float("nan"), 1.0]}}) == math.inf
+    assert trial_loss({"history": {"train_loss": [4.0, float("inf")]}}) == math.inf
+
+
+def test_pick_lr_takes_the_single_best_trial_with_a_stated_tie_rule():
+    # the single best trial, not the mean over repeats (the mean would pick 1e-2)
+    lr, best = pick_lr({1e-3: [1.0, 0.5], 1e-2: [0.6, 0.6]})
+    assert lr == 1e-3 and best == {1e-3: 0.5, 1e-2: 0.6}
+    # ties within LR_TIE_RTOL (relative) go to the smaller lr; beyond it the lower loss wins
+    assert pick_lr({1e-3: [1.0 + 0.5 * LR_TIE_RTOL], 1e-2: [1.0]})[0] == 1e-3
+    assert pick_lr({1e-3: [1.0 + 2 * LR_TIE_RTOL], 1e-2: [1.0]})[0] == 1e-2
+    assert pick_lr({1e-3: [1.0], 1e-2: [1.0]})[0] == 1e-3  # an exact tie, as the authors' sort
+    assert pick_lr({1e-3: [1.0 + 0.5 * LR_TIE_RTOL], 1e-2: [1.0]}, rtol=0)[0] == 1e-2
+    # the smallest lr within the tolerance, even past a worse one in between
+    assert pick_lr({1e-4: [1.0005], 1e-3: [1.2], 1e-2: [1.0]})[0] == 1e-4
+    # deterministic: the order of candidates and repeats does not matter
+    losses = {3.16e-3: [2.0, 1.7], 1e-2: [1.69, 1.9], 3.16e-2: [math.inf, 1.8]}
+    picks = {pick_lr(dict(reversed(list(losses.items()))))[0], pick_lr(losses)[0],
+             pick_lr({k: v[::-1] for k, v in losses.items()})[0]}
+    assert picks == {1e-2}  # its best trial 1.69; 1.7 is 0.6% worse, beyond the tolerance
+    # diverged trials never win; if all diverged, the smallest lr
+    assert pick_lr({1e-3: [math.inf], 1e-2: [5.0]})[0] == 1e-2
+    assert pick_lr({1e-3: [math.inf], 1e-2: [math.inf]})[0] == 1e-3
 
 
 def test_bad_train_config_fails_early():

@@ -43,7 +43,7 @@ def rope_settings(head_size: int, theta: float) -> tuple[float, float, float]:
     the embedding rotate in step with the layer."""
     if head_size < 5:
         raise ValueError("the constructions need a head size of at least 5")
-    pct = 4.5 / head_size  # int(head_size * pct) // 2 * 2 == 4
+    pct = 4.5 / head_size  # int(head_size * pct) == 4
     base = float(theta ** -2.0)  # base^(-2/4) = theta
     inv_freq = 1.0 / (base ** (torch.arange(0, 4, 2, dtype=torch.float32) / 4))
     return pct, base, float(inv_freq[1])

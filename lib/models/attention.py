@@ -32,19 +32,30 @@ def window_mask(length: int, window: int | None, device=None) -> torch.Tensor:
 
 
 def rotary_dims(head_size: int, rotary_pct: float) -> int:
-    # int(head_size * pct) as in GPT-NeoX, rounded down to even: at paper A's tiny
-    # widths an odd count (d=4 gives 1) cannot be rotated in pairs and is left as is.
-    return int(head_size * rotary_pct) // 2 * 2
+    """int(head_size * pct), as in GPT-NeoX and paper A's code: odd counts included (paper
+    A's d = 4, 12, 20 with one head give 1, 3, 5 rotated dims; apply_rope says how)."""
+    return int(head_size * rotary_pct)
 
 
 def apply_rope(x: torch.Tensor, n_rot: int, base: float) -> torch.Tensor:
-    """x: [B, H, L, hs]; rotate the first n_rot dims, GPT-NeoX's rotate-half convention."""
+    """x: [B, H, L, hs]; rotate the first n_rot dims, GPT-NeoX's rotate-half convention.
+
+    With n = n_rot, h = n // 2, c = n - h, position t and f_j = base^(-2j/n) (j < c), the
+    angle table is cat(f, f) * t trimmed to its first n columns, and
+    out = x * cos + cat(-x[h:], x[:h]) * sin over the first n dims, that is
+        out[i] = x[i] cos(f_i t) - x[i + h] sin(f_i t)          for i < c,
+        out[i] = x[i] cos(f_{i-c} t) + x[i - c] sin(f_{i-c} t)  for c <= i < n.
+    Even n (c = h): GPT-NeoX's rotary embedding, dims i and i + n/2 rotated as a pair.
+    Odd n: paper A's code (micro_hf/models/rope.py, whose RotaryEmbedding drops the table's
+    last column when its dim is odd, the rest being GPT-NeoX's): the shifts h and c differ,
+    so no dims pair up and the map is not a rotation (it does not keep norms); at n = 1 it
+    is out[0] = x[0] (cos t - sin t), a scale that depends on the position."""
     if n_rot == 0:
         return x
     L = x.shape[-2]
     inv_freq = 1.0 / (base ** (torch.arange(0, n_rot, 2, device=x.device, dtype=torch.float32) / n_rot))
     freqs = torch.outer(torch.arange(L, device=x.device, dtype=torch.float32), inv_freq)
-    emb = torch.cat([freqs, freqs], dim=-1)
+    emb = torch.cat([freqs, freqs], dim=-1)[..., :n_rot]  # ceil(n/2) * 2 columns, trimmed to n
     cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
     rot, keep = x[..., :n_rot], x[..., n_rot:]
     half = n_rot // 2

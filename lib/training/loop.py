@@ -43,8 +43,10 @@ class TrainConfig:
     # parameter, paper A's code) or "trainer" (the Hugging Face Trainer's rule, paper B's code)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-    warmup: float = 100  # steps, or a fraction of `steps` when below 1
+    warmup: float = 100  # steps, or a fraction of the schedule's length when below 1
     schedule: str = "linear"  # linear | cosine | constant (after warm-up)
+    schedule_steps: int | None = None  # the schedule's length when it is longer than `steps`
+    # (None: `steps`): a learning-rate trial trains the first `steps` steps of a run's schedule
     clip: float = 1.0
     eval_every: int = 0  # steps between evaluations; 0 = only at the end
     eval_batch_size: int = 512
@@ -68,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; use linear, cosine or constant")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.schedule_steps is not None and self.schedule_steps < self.steps:
+            raise ValueError(f"schedule_steps ({self.schedule_steps}) must be at least steps ({self.steps})")
         if self.data_block < 1:
             raise ValueError(f"data_block must be positive, got {self.data_block}")
         for name in ("eval_every", "checkpoint_every"):
@@ -76,8 +80,13 @@ class TrainConfig:
                 raise ValueError(f"{name} ({every}) must be a multiple of data_block ({self.data_block})")
 
     @property
+    def horizon(self) -> int:
+        """Steps of the warm-up and decay schedule (`schedule_steps`, else `steps`)."""
+        return self.steps if self.schedule_steps is None else self.schedule_steps
+
+    @property
     def warmup_steps(self) -> int:
-        return int(self.warmup * self.steps) if self.warmup < 1 else int(self.warmup)
+        return int(self.warmup * self.horizon) if self.warmup < 1 else int(self.warmup)
 
 
 # The Hugging Face Trainer's exclusions (Trainer.get_decay_parameter_names): parameters of
@@ -104,13 +113,14 @@ DECAY_RULES = ("all", "trainer")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of the peak learning rate after `step` optimizer steps (HF semantics)."""
+    """Multiplier of the peak learning rate after `step` optimizer steps (HF semantics), on a
+    schedule of cfg.horizon steps."""
     w = cfg.warmup_steps
     if step < w:
         return step / max(1, w)
     if cfg.schedule == "constant":
         return 1.0
-    progress = (step - w) / max(1, cfg.steps - w)
+    progress = (step - w) / max(1, cfg.horizon - w)
     if cfg.schedule == "linear":
         return max(0.0, 1.0 - progress)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
@@ -409,11 +419,24 @@ def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, *, seed: int, ev
                           device=device, checkpoint=checkpoint, progress=progress, desc=desc)[0]
 
 
+# Paper A's learning-rate trials (spec A.4), as the authors' micro_hf code runs them
+# (main.py's --auto_lr, train_utils.train(one_epoch=True)): each candidate trains the first
+# epoch (1,000 steps) of the real run's 4,000-step schedule, warm-up and linear decay exactly
+# as in the run (the scheduler is built for all epochs, training stops after one); a trial
+# scores the mean of its training losses over those steps (train_epoch's avg_loss); the
+# whole grid is tried twice and the single trial with the lowest score gives the learning
+# rate (losses.sort() over (loss, lr) pairs: an exact tie goes to the smaller lr).
+# We add a tolerance to that tie rule: adjacent grid values often score within 0.1% of
+# each other, and float rounding (another packing of the ensembles, another GPU) flipped
+# such picks between reruns.
+LR_TIE_RTOL = 1e-3
+
+
 def trial_loss(result: dict) -> float:
-    """Paper A's learning-rate criterion: mean training loss over the last tenth of a trial."""
+    """Paper A's learning-rate criterion: a trial's mean training loss over all its steps
+    (inf if any is not finite)."""
     losses = result["history"]["train_loss"]
-    tail = losses[-max(1, len(losses) // 10):]
-    return float(np.mean(tail)) if np.all(np.isfinite(tail)) else math.inf
+    return float(np.mean(losses)) if len(losses) and np.all(np.isfinite(losses)) else math.inf
 
 
 def lr_trials(grid: list[float], repeats: int, seed: int = 0) -> list[tuple[float, int]]:
@@ -423,23 +446,33 @@ def lr_trials(grid: list[float], repeats: int, seed: int = 0) -> list[tuple[floa
 
 
 def trial_config(cfg: TrainConfig, trial_steps: int) -> TrainConfig:
-    """A trial trains the run's schedule over `trial_steps` steps, without evaluation."""
-    return dataclasses.replace(cfg, steps=trial_steps, eval_every=0, early_stop=None, checkpoint_every=0,
-                               data_block=min(cfg.data_block, trial_steps))
+    """A trial trains the first `trial_steps` steps of the run's own schedule (warm-up and
+    decay over the run's cfg.horizon steps, not squeezed into the trial), without evaluation."""
+    steps = min(int(trial_steps), cfg.steps)
+    return dataclasses.replace(cfg, steps=steps, schedule_steps=cfg.horizon, eval_every=0, early_stop=None,
+                               checkpoint_every=0, data_block=min(cfg.data_block, steps))
 
 
-def pick_lr(losses: dict[float, list[float]]) -> tuple[float, dict[float, float]]:
-    """The candidate with the lowest trial_loss averaged over its repeats (ties: the smaller
-    lr). Returns (lr, mean loss per candidate)."""
-    mean = {float(lr): float(np.mean(v)) for lr, v in losses.items()}
-    return min(mean, key=lambda k: (mean[k], k)), mean
+def pick_lr(losses: dict[float, list[float]], rtol: float = LR_TIE_RTOL) -> tuple[float, dict[float, float]]:
+    """The learning rate of the single best trial: the lowest trial_loss over every candidate
+    and repeat. Tie rule: among the candidates whose best trial is within `rtol` (relative)
+    of that lowest loss, the smallest lr. The choice depends only on the losses, not on
+    their order. Returns (lr, best trial loss per candidate)."""
+    best = {float(lr): min((float(x) for x in v), default=math.inf) for lr, v in losses.items()}
+    if not best:
+        raise ValueError("pick_lr needs at least one candidate")
+    lowest = min(best.values())
+    if not math.isfinite(lowest):  # every trial diverged: the smallest lr
+        return min(best), best
+    return min(lr for lr, x in best.items() if x <= lowest + rtol * abs(lowest)), best
 
 
 def choose_lr(make_model, task: Task, cfg: TrainConfig, grid: list[float], *, trial_steps: int,
               repeats: int = 1, seed: int = 0, device="auto", progress: bool = False) -> tuple[float, dict]:
-    """Paper A's auto-lr (spec A.4) for one configuration: train each candidate for
-    `trial_steps` with the run's schedule, `repeats` times (all trials as one ensemble);
-    keep the one with the lowest final training loss (pick_lr). Returns (lr, losses).
+    """Paper A's auto-lr (spec A.4) for one configuration: train each candidate `repeats`
+    times for the first `trial_steps` steps of the run's schedule (trial_config; all trials
+    as one ensemble), score each trial by its mean training loss (trial_loss) and keep the
+    lr of the best one (pick_lr). Returns (lr, best trial loss per candidate).
     The sweep runner does the same for many configurations at once."""
     if len(grid) == 1:
         return float(grid[0]), {}
