@@ -44,6 +44,7 @@ from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
+from ..training.loop import TRIAL_RULE
 from ..training.final_tests import run_tests
 from ..training.loop import lr_trials, pick_lr, trial_config
 from ..training.streams import StreamCache
@@ -141,7 +142,8 @@ def _downsample(xs: list[float], points: int = 100) -> list[float]:
 
 def lr_key(run: Run) -> str:
     """Runs that differ only in their seed share a learning rate (spec A.4)."""
-    return json.dumps({"task": run.task, "model": run.model, "train": run.train, "lr": run.lr}, sort_keys=True)
+    return json.dumps({"task": run.task, "model": run.model, "train": run.train, "lr": run.lr,
+                       "trials": TRIAL_RULE}, sort_keys=True)
 
 
 _PROBES: dict[str, object] = {}
