@@ -129,7 +129,8 @@ def experiment_spec(name: str, profile: str, params: dict | None = None) -> dict
 # a profile `quik` the paper's protocol), so every mapping lists the keys it may hold.
 
 TOP_KEYS = ("profile", "experiments")  # besides `_name` entries that hold YAML anchors
-EXPERIMENT_KEYS = ("paper", "title", "task", "eval", "model", "grid", "seeds", "train", "lr", "tests", "profiles")
+EXPERIMENT_KEYS = ("paper", "title", "task", "eval", "model", "grid", "seeds", "train", "lr", "tests", "rungs",
+                   "profiles")
 OVERRIDE_KEYS = ("title", "task", "eval", "model", "grid", "seeds", "train", "lr", "tests")  # what a profile sets
 SECTIONS = ("task", "eval", "model", "grid", "train", "lr", "tests")  # the keys whose value is a mapping
 LR_KEYS = ("grid", "trial_steps", "repeats")
@@ -187,6 +188,8 @@ def _check_keys(name: str, settings: dict, spec: dict, where: str = "") -> None:
     for key, value in settings.items():
         if key not in allowed:
             raise _unknown(name, where + str(key), allowed)
+        if key == "rungs":
+            _check_rungs(name, value, spec)
         if key not in SECTIONS:
             continue
         if not isinstance(value, dict):
@@ -227,8 +230,34 @@ def _section_keys(section: str, spec: dict) -> tuple | None:
         return (*EVAL_KEYS, *task_keys)
     if model_keys is None:
         return None
-    # a grid axis: a model setting, task.<setting> or train.<setting>
-    return (*model_keys[1:], *(f"task.{k}" for k in task_keys), *(f"train.{k}" for k in TRAIN_TYPES))
+    # a grid axis: a model setting, task.<setting>, train.<setting> or the difficulty rung
+    return (*model_keys[1:], *(f"task.{k}" for k in task_keys), *(f"train.{k}" for k in TRAIN_TYPES), "rung")
+
+
+def _check_rungs(name: str, rungs, spec: dict) -> None:
+    """`rungs` names the steps of a difficulty ladder, each a mapping of dotted overrides
+    (task.<setting>, eval.<setting>, tests.<test>.<setting>) that the grid axis `rung`
+    picks from: {L10-20: {task.min_len: 10, task.max_len: 20, eval.max_len: 20}}."""
+    if not isinstance(rungs, dict) or not rungs:
+        raise ConfigError(f"{name}: rungs must map each rung's name to its overrides, not {rungs!r}")
+    task_keys = _section_keys("task", spec)
+    eval_keys = _section_keys("eval", spec)
+    for rung, overrides in rungs.items():
+        if overrides is None:
+            continue
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{name}: rungs.{rung} must be a mapping of overrides (`{{}}` for none)")
+        for key in overrides:
+            section, _, rest = str(key).partition(".")
+            allowed = {"task": task_keys, "eval": eval_keys}.get(section)
+            if section == "tests":
+                test, _, setting = rest.partition(".")
+                ok = test in final_tests.TESTS and setting in TEST_KEYS
+            else:
+                ok = allowed is None and section in ("task", "eval") or (allowed is not None and rest in allowed)
+            if not ok:
+                raise ConfigError(f"{name}: rungs.{rung} sets {key!r}; a rung sets task.<setting>, "
+                                  "eval.<setting> or tests.<test>.<setting>")
 
 
 def _model_keys(family: str) -> tuple:
@@ -270,6 +299,10 @@ def check_spec(spec: dict) -> None:
     for axis, values in (spec.get("grid") or {}).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{name}: grid.{axis} is {values!r}; it must list at least one value")
+    for rung in (spec.get("grid") or {}).get("rung", []):
+        if rung not in (spec.get("rungs") or {}):
+            raise ConfigError(f"{name}: grid.rung names {rung!r}{_near(rung, spec.get('rungs') or {})}; "
+                              f"rungs defined: {', '.join(spec.get('rungs') or {}) or 'none'}")
     lr = spec.get("lr") or {}
     if "grid" in lr:
         if not isinstance(lr["grid"], list) or not lr["grid"]:
@@ -411,16 +444,29 @@ class Run:
 
 def expand_runs(spec: dict) -> list[Run]:
     """Every grid point x seed, validated up front. A grid axis names a model setting, or
-    a task setting (`task.<name>`) or a training setting (`train.<name>`, e.g. `train.lr`)."""
+    a task setting (`task.<name>`) or a training setting (`train.<name>`, e.g. `train.lr`),
+    or `rung`: a step of the experiment's difficulty ladder (`rungs`), whose overrides of
+    the task, evaluation and tests apply first. A rung without overrides leaves the runs'
+    ids as they were without the axis."""
     check_spec(spec)
     grid = spec.get("grid") or {}
     keys = list(grid)
     runs = []
-    eval_cfg = dict(spec.get("eval") or {})
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
         task, model, train = dict(spec["task"]), dict(spec["model"]), dict(spec.get("train") or {})
+        eval_cfg, tests = dict(spec.get("eval") or {}), copy.deepcopy(spec.get("tests") or {})
+        for k, v in ((spec.get("rungs") or {}).get(point.get("rung")) or {}).items():
+            section, _, rest = k.partition(".")
+            if section == "tests":  # a rung adjusts the experiment's tests, never adds one
+                test, _, setting = rest.partition(".")
+                if test in tests:
+                    tests[test][setting] = v
+            else:
+                (task if section == "task" else eval_cfg)[rest] = v
         for k, v in point.items():
+            if k == "rung":
+                continue
             if k.startswith("task."):
                 task[k[5:]] = v
             elif k.startswith("train."):
@@ -432,7 +478,7 @@ def expand_runs(spec: dict) -> list[Run]:
             runs.append(Run(spec["name"], task, eval_task, {"n": eval_cfg.get("n", 1000),
                                                             "seed": eval_cfg.get("seed", 1)},
                             model, train, dict(spec.get("lr") or {}), seed, labels=dict(point),
-                            tests=dict(spec.get("tests") or {})))
+                            tests=copy.deepcopy(tests)))
     check_runs(runs)
     return runs
 

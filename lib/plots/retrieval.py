@@ -167,7 +167,7 @@ def load_experiment(profile: str, experiment: str, current_only: bool = True) ->
     from ..config import expand_runs, experiment_spec
     from ..sweeps.runner import load_results
 
-    planned = {r.id for r in expand_runs(experiment_spec(experiment, profile))}
+    planned = {r.id: r.labels for r in expand_runs(experiment_spec(experiment, profile))}
     records = load_runs(profile, experiment)
     current = [r for r in records if r["id"] in planned or not current_only]
     if len(current) < len(records):
@@ -187,9 +187,46 @@ def load_experiment(profile: str, experiment: str, current_only: bool = True) ->
                                       "early_stopped", "record"])
     table["d_state"] = [int(r["run"]["model"].get("d_state", 16)) for r in table["record"]]
     table["format"] = ["prefix" if r["run"]["task"].get("prefix") else "suffix" for r in table["record"]]
+    # the ladder's rung as params.yaml names it now (records written before the axis existed lack it)
+    table["rung"] = [planned.get(r["id"], r["labels"]).get("rung") for r in table["record"]]
     table["experiment"] = experiment
     table["profile"] = profile  # where the runs' snapshot files are
     return table, prov
+
+
+def rung_difficulty(experiment: str, profile: str) -> dict[str, float]:
+    """{rung: its difficulty} in ladder order (easiest first): the longest training length
+    of an n-gram rung, the number of symbols of a position rung."""
+    from ..config import expand_runs, experiment_spec
+
+    out = {}
+    for r in expand_runs(experiment_spec(experiment, profile)):
+        rung = r.labels.get("rung")
+        if rung is not None and rung not in out:
+            out[rung] = float(r.task.get("max_len", r.task.get("num_symbols", 0)))
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
+def drawn_rung(table: pd.DataFrame, order: list[str], threshold: float = EARLY_STOP) -> str | None:
+    """The rung the figures draw (INFERRED, issue 21): the hardest one where some model's
+    runs at its best learning rate all reached `threshold`; where none did, the hardest
+    rung trained (the paper's setting when it was). None without a rung axis."""
+    if table.empty or "rung" not in table or table["rung"].isna().all():
+        return None
+    trained = [r for r in order if r in set(table["rung"])]
+    for rung in reversed(trained):
+        kept = best_lr(table[table["rung"] == rung], by=("name", "d_state"), threshold=threshold)
+        reached = kept.assign(ok=kept["exact_match"].astype(float) >= threshold).groupby(["name", "d_state"])["ok"].all()
+        if reached.any():
+            return rung
+    return trained[-1] if trained else None
+
+
+def at_rung(table: pd.DataFrame, rung: str | None) -> pd.DataFrame:
+    """The runs of one rung (all runs when there is no rung axis)."""
+    if rung is None or table.empty or "rung" not in table:
+        return table
+    return table[table["rung"] == rung].reset_index(drop=True)
 
 
 def describe(experiment: str, profile: str) -> str:
@@ -366,7 +403,8 @@ def extrapolation_long(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "d_state", "seed", "length", "exact_match"])
 
 
-def plot_extrapolation(ax, table: pd.DataFrame, names: list[str], title: str, what: str):
+def plot_extrapolation(ax, table: pd.DataFrame, names: list[str], title: str, what: str,
+                       train_len: int = TRAIN_MAX_LEN):
     long = extrapolation_long(table)
     note_missing(what, "extrapolation test", [n for n in names if n not in set(long["name"])])
     for name in names:
@@ -379,19 +417,20 @@ def plot_extrapolation(ax, table: pd.DataFrame, names: list[str], title: str, wh
         ax.plot(s["length"], s["mean"], marker="o", ms=4, lw=2, label=f"{label(name)}{lr} ({s['size'].max()})",
                 **kw)
         ax.fill_between(s["length"], s["min"], s["max"], color=kw["color"], alpha=0.15, lw=0)
-    ax.axvline(TRAIN_MAX_LEN, color="0.3", lw=1, ls=":")
-    ax.text(TRAIN_MAX_LEN, 0.02, " longest training\n sequence", fontsize=7.5, color="0.3", va="bottom")
+    ax.axvline(train_len, color="0.3", lw=1, ls=":")
+    ax.text(train_len, 0.02, " longest training\n sequence", fontsize=7.5, color="0.3", va="bottom")
     ax.set(title=title, xlabel="test sequence length L", ylabel="greedy exact match", ylim=(-0.02, 1.02))
     ax.grid(ls="--", alpha=0.4)
     _legend(ax)
 
 
 def extrapolation_figure(suffix: pd.DataFrame, prefix: pd.DataFrame, names: list[str], titles: tuple[str, str],
-                         what: str, suptitle: str = ""):
-    """B-fig4 (b, c) and B-fig12 (a, b): greedy exact match vs test length, suffix then prefix."""
+                         what: str, suptitle: str = "", train_len: int = TRAIN_MAX_LEN):
+    """B-fig4 (b, c) and B-fig12 (a, b): greedy exact match vs test length, suffix then
+    prefix; `train_len` is the longest training length (a ladder rung's)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.8), sharey=True)
-    plot_extrapolation(axes[0], suffix, names, titles[0], f"{what} suffix")
-    plot_extrapolation(axes[1], prefix, names, titles[1], f"{what} prefix")
+    plot_extrapolation(axes[0], suffix, names, titles[0], f"{what} suffix", train_len)
+    plot_extrapolation(axes[1], prefix, names, titles[1], f"{what} prefix", train_len)
     fig.suptitle(suptitle)
     return fig
 
