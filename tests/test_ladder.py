@@ -154,3 +154,14 @@ def test_the_figures_draw_the_hardest_rung_where_a_model_learned():
     assert drawn_rung(nobody, order, threshold=0.99) == "L50-100"  # the paper's, when nothing learned
     assert set(at_rung(t, "L20-40")["rung"]) == {"L20-40"}
     assert drawn_rung(t.drop(columns="rung"), order) is None
+
+
+def test_a_position_rung_sets_the_symbols_and_the_chance_loss_follows():
+    from lib.plots.position import chance_loss
+    runs = expand_runs(experiment_spec("B-position", "gpu"))
+    by_rung = {r.labels["rung"]: r for r in runs}
+    assert by_rung["S16"].task["num_symbols"] == 16 and by_rung["S200"].task["num_symbols"] == 200
+    assert by_rung["S16"].make_eval_task().vocab_size == by_rung["S16"].make_task().vocab_size
+    assert chance_loss(200) == pytest.approx(2.649, abs=1e-3) and chance_loss(16) == pytest.approx(1.386, abs=1e-3)
+    quick = expand_runs(experiment_spec("B-position", "quick"))
+    assert {r.labels["rung"] for r in quick} == {"S200"}

@@ -31,6 +31,19 @@ from .retrieval import (HYBRID_M2, _curve_axes, _empty, _legend, _pick, choose_r
 
 THRESHOLD = 0.95                  # the position runs' early-stop level (params.yaml)
 CHANCE_LOSS = math.log(200) / 2   # 2.65: a uniform guess over 200 positions, the <bos> after it free
+
+
+def chance_loss(symbols: int = 200) -> float:
+    """The loss of a uniform guess over the positions (the <bos> after it is free):
+    log(S)/2, 2.65 at the paper's 200 symbols (a ladder rung has fewer)."""
+    return math.log(symbols) / 2
+
+
+def symbols_of(*tables: pd.DataFrame) -> int:
+    """The runs' number of symbols (one rung at a time; 200 without runs)."""
+    found = {int(r["run"]["task"]["num_symbols"]) for t in tables if t is not None and not t.empty
+             for r in t["record"]}
+    return max(found) if found else 200
 EDGE = 0.1                        # the first and last 10% of target positions
 FRACTIONS = ("0.25", "0.5", "0.75", "1")
 KS = tuple(range(1, 51))          # neighbours for Fig 11
@@ -189,7 +202,7 @@ def data_efficiency_figure(position: pd.DataFrame, state: pd.DataFrame, suptitle
     level 1/(number of symbols): there, unlike n-gram retrieval, a guess scores above 0."""
     from .retrieval import data_efficiency_figure as fig3
     symbols = [r["run"]["task"]["num_symbols"] for t in (position, state) if not t.empty for r in t["record"]]
-    return fig3(position, state, suptitle, threshold=THRESHOLD, length=200, fig_id="B-fig7",
+    return fig3(position, state, suptitle, threshold=THRESHOLD, length=max(symbols, default=200), fig_id="B-fig7",
                 chance=1 / max(symbols) if symbols else None)
 
 
@@ -252,7 +265,7 @@ def loss_points(rec: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def loss_figure(table: pd.DataFrame, names: list[str] = FIG17, suptitle: str = ""):
     """B-fig17: training loss against examples, every run of each model's chosen learning
-    rate, with the chance level log(200)/2 = 2.65."""
+    rate, with the chance level log(S)/2 (2.65 at the paper's 200 symbols)."""
     chosen = choose_runs(table[table["d_state"] == 16] if not table.empty else table, threshold=THRESHOLD)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     x_max = max((r["steps"] * r["run"]["train"]["batch_size"] for r in chosen["record"]), default=1) \
@@ -269,7 +282,8 @@ def loss_figure(table: pd.DataFrame, names: list[str] = FIG17, suptitle: str = "
             ax.plot(x / scale, y, lw=1.4, alpha=0.85, label=f"{label(name)}{lr_note(runs)} ({len(runs)})" if k == 0 else None,
                     **style(name))
     note_missing("B-fig17", "runs", missing)
-    ax.axhline(CHANCE_LOSS, color="0.5", lw=1.2, label="log(200)/2 = 2.65")
+    S = symbols_of(table)
+    ax.axhline(chance_loss(S), color="0.5", lw=1.2, label=f"log({S})/2 = {chance_loss(S):.2f}")
     ax.set(xlabel=xlabel, ylabel="training loss", title="position retrieval: training loss")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
@@ -324,7 +338,7 @@ def reversed_gating_figure(table: pd.DataFrame, suptitle: str = ""):
                       label("transformer"), color="tab:purple", ls="--"):
         missing.append("transformer")
     note_missing("B-fig19", "runs", missing)
-    _curve_axes(axes[0], "Hybrid2S vs Hybrid2SR", xlabel, THRESHOLD, 200)
+    _curve_axes(axes[0], "Hybrid2S vs Hybrid2SR", xlabel, THRESHOLD, symbols_of(table))
     reps = representatives(table)
     im = None
     for ax, name in zip(axes[1:], ("hybrid2sr", "hybrid2sr_m2")):
