@@ -52,6 +52,7 @@ import copy
 import functools
 import gc
 import importlib
+import importlib.util
 import importlib.metadata
 import json
 import math
@@ -480,6 +481,9 @@ def main(argv=None):
     if device.type == "cuda" and torch.cuda.device_count() > 1:  # Trainer would wrap the model in DataParallel
         ap.error("one GPU only: set CUDA_VISIBLE_DEVICES=0")
     task, paths = make_task("ngram"), args.paths.split(",")
+    if "hf_trainer" in paths and importlib.util.find_spec("transformers") is None:
+        ap.error('the hf_trainer path needs the baseline extra: pip install -e ".[baseline]" '
+                 "(or leave hf_trainer out of --paths)")
     examples = draw_examples(task, args.batch * (args.warmup + args.steps))
     peak = peak_flops(device_name(device)) if device.type == "cuda" else None
     rows, errors = [], []
