@@ -237,3 +237,35 @@ def test_bad_train_config_fails_early():
         train(tiny(), TASK, TrainConfig(schedule="exp"), seed=0, progress=False)
     with pytest.raises(ValueError, match="steps"):
         train(tiny(), TASK, TrainConfig(steps=0), seed=0, progress=False)
+
+
+# ---------------------------------------------------------------- paper A's plateau stopping rule
+
+def test_plateau_step_finds_the_first_flat_window_below_the_level():
+    from lib.training.loop import plateau_step
+    falling_then_flat = [10 - k / 100 for k in range(600)] + [4.0] * 600
+    assert plateau_step(falling_then_flat, 200, 0.01) == 1000  # windows 800-1000 vs 600-800: flat
+    chance_then_learn = [3.47] * 1000 + [3.47 - k / 100 for k in range(300)] + [0.5] * 600
+    assert plateau_step(chance_then_learn, 200, 0.01) == 400  # the chance plateau, taken for convergence...
+    assert plateau_step(chance_then_learn, 200, 0.01, below=3.0) == 1800  # ...unless it must lie below 3
+    assert plateau_step([5 - k / 100 for k in range(400)], 100, 0.01) is None
+
+
+def test_a_member_stops_at_plateau_factor_times_its_plateau_and_others_train_on():
+    from lib.models import build_model, micro
+    from lib.tasks import make_task
+    from lib.training import TrainConfig, train_ensemble
+    task = make_task("selective_copy", length=24)
+    models = [build_model(micro("TF-TF", d_model=8, window=8), task.vocab_size, seed=s) for s in (0, 1)]
+    off = TrainConfig(steps=60, batch_size=4, warmup=5, data_block=10)
+    base = train_ensemble([build_model(micro("TF-TF", d_model=8, window=8), task.vocab_size, seed=s) for s in (0, 1)],
+                          [task, task], off, seeds=[0, 1], lrs=[1e-2, 1e-9], eval_batches=[None, None], device="cpu",
+                          progress=False)
+    assert all(r["plateau_at"] is None and r["steps"] == 60 for r in base)  # off by default
+    cfg = TrainConfig(steps=60, batch_size=4, warmup=5, data_block=10, plateau_window=10, plateau_tol=0.5,
+                      plateau_factor=1.0)
+    out = train_ensemble(models, [task, task], cfg, seeds=[0, 1], lrs=[1e-2, 1e-9], eval_batches=[None, None],
+                         device="cpu", progress=False)
+    for r in out:  # a 50% tolerance: the very first comparison counts as a plateau
+        assert r["plateau_at"] == 20 and r["steps"] == 40 and r["early_stopped"]
+    assert out[0]["history"]["train_loss"] == base[0]["history"]["train_loss"][:40]  # same run until it stops

@@ -478,6 +478,7 @@ def record(m: Member, res: dict, device) -> dict:
     return {"id": m.run.id, "experiment": m.run.experiment, "labels": m.run.labels, "seed": m.run.seed,
             "params": m.probe.num_params(), "params_non_embedding": m.probe.num_params(non_embedding=True),
             "lr": m.lr, "final": res["final"], "steps": res["steps"], "early_stopped": res["early_stopped"],
+            "plateau_at": res.get("plateau_at"),
             "wall_s": res["wall_s"], "ensemble_members": res["members"], "device": device_name(device),
             "rank": world()[0],
             "commit": git_commit(), "eval_curve": res["history"]["eval"],
