@@ -163,5 +163,20 @@ def test_a_position_rung_sets_the_symbols_and_the_chance_loss_follows():
     assert by_rung["S16"].task["num_symbols"] == 16 and by_rung["S200"].task["num_symbols"] == 200
     assert by_rung["S16"].make_eval_task().vocab_size == by_rung["S16"].make_task().vocab_size
     assert chance_loss(200) == pytest.approx(2.649, abs=1e-3) and chance_loss(16) == pytest.approx(1.386, abs=1e-3)
+    # quick trains the easiest rung only (short sequences keep the CPU test run short)
     quick = expand_runs(experiment_spec("B-position", "quick"))
-    assert {r.labels["rung"] for r in quick} == {"S200"}
+    assert {r.labels["rung"] for r in quick} == {"S16"}
+
+
+def test_a_campaign_selects_part_of_a_grid_and_refuses_what_selects_nothing():
+    from lib.config import ConfigError, select_runs
+    runs = expand_runs(experiment_spec("B-ngram", "gpu"))
+    part = select_runs(runs, {"rung": ["L10-20"], "train.lr": ["3e-4", "0.001"], "seed": ["0"]})
+    assert len(part) == len({r.labels["name"] for r in runs}) * 2
+    assert {(r.labels["rung"], r.seed) for r in part} == {("L10-20", 0)}
+    assert {r.labels["train.lr"] for r in part} == {3e-4, 1e-3}
+    assert select_runs(runs, None) == runs
+    with pytest.raises(ConfigError, match="allowed: L10-20, L20-40, L50-100"):
+        select_runs(runs, {"rung": ["L99"]})
+    with pytest.raises(ConfigError, match="not a grid label"):
+        select_runs(runs, {"d_model": ["64"]})

@@ -114,7 +114,8 @@ def test_runner_records_the_tests(tmp_path, monkeypatch):
     """A quick-profile run of one family trains, then stores its tests in the record."""
     from lib.sweeps.runner import train_runs
     spec = experiment_spec("B-ngram", "quick")
-    spec = {**spec, "grid": {**spec["grid"], "name": ["transformer"]}, "train": {**spec["train"], "steps": 20,
+    # the paper's rung: a rung sets its own test lengths, and quick trains the easiest one
+    spec = {**spec, "grid": {**spec["grid"], "name": ["transformer"], "rung": ["L50-100"]}, "train": {**spec["train"], "steps": 20,
             "eval_every": 10, "data_block": 10},
             "tests": {"extrapolation": {"lengths": [100, 150], "n": 8}, "duplicates": {"segments": [2], "n": 8}}}
     runs = expand_runs(spec)

@@ -55,7 +55,7 @@ def test_snapshots_follow_a_runs_own_length():
 
 def test_runner_writes_snapshots_beside_the_record(tmp_path):
     spec = experiment_spec("B-position", "quick")
-    spec = {**spec, "task": {**spec["task"], "num_symbols": 10}, "eval": {"n": 30, "seed": 1},
+    spec = {**spec, "eval": {"n": 30, "seed": 1},  # quick's rung: 16 symbols
             "grid": {**spec["grid"], "name": ["hybrid2s_m2"]},
             "train": {**spec["train"], "steps": 20, "eval_every": 10, "data_block": 10}}
     runs = expand_runs(spec)
@@ -66,8 +66,8 @@ def test_runner_writes_snapshots_beside_the_record(tmp_path):
     snaps = load_snapshots(path)
     assert set(snaps) == {"0.25", "0.5", "0.75", "1"}
     step, rows = snaps["1"]
-    assert step == 20 and rows.shape == (10, 32)
-    assert len(rec["eval_curve"][-1]["exact_by_target_index"]) == 10
+    assert step == 20 and rows.shape == (16, 32)
+    assert len(rec["eval_curve"][-1]["exact_by_target_index"]) == 16
     assert len(rec["eval_curve"][-1]["gates"]) == 2  # quick depth: 8 blocks x 0.17, rounded up
 
 
@@ -75,7 +75,7 @@ def test_an_untied_transformer_keeps_its_output_rows_too(tmp_path):
     """Paper B's Transformer has an untied head: the position tokens' input rows (what the
     paper draws) and output rows (what predicting them trains) are both kept."""
     spec = experiment_spec("B-position", "quick")
-    spec = {**spec, "task": {**spec["task"], "num_symbols": 10}, "eval": {"n": 30, "seed": 1},
+    spec = {**spec, "eval": {"n": 30, "seed": 1},  # quick's rung: 16 symbols
             "grid": {**spec["grid"], "name": ["transformer", "hybridI_1m"]},
             "train": {**spec["train"], "steps": 20, "eval_every": 10, "data_block": 10}}
     runs = expand_runs(spec)
@@ -83,7 +83,7 @@ def test_an_untied_transformer_keeps_its_output_rows_too(tmp_path):
     for run in runs:
         path = tmp_path / "runs" / f"{run.id}.json"
         inp, out = load_snapshots(path)["1"][1], load_snapshots(path, table="output")["1"][1]
-        assert inp.shape == out.shape == (10, 32)
+        assert inp.shape == out.shape == (16, 32)
         assert np.array_equal(inp, out) == (run.labels["name"] != "transformer")  # tied elsewhere
     with pytest.raises(ValueError, match="input' or 'output"):
         load_snapshots(path, table="head")
