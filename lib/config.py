@@ -483,6 +483,36 @@ def expand_runs(spec: dict) -> list[Run]:
     return runs
 
 
+def select_runs(runs: list[Run], only: dict[str, list[str]] | None) -> list[Run]:
+    """The runs whose grid labels (or seed) take one of the given values, e.g.
+    {"rung": ["L10-20"], "train.lr": ["3e-4", "1e-3"], "seed": ["0"]}: a campaign that trains
+    the easiest rung first. Numbers compare as numbers. A key or value that selects nothing
+    is refused in one line, before any work."""
+    if not only:
+        return list(runs)
+
+    def value(run: Run, key: str):
+        return run.seed if key == "seed" else run.labels.get(key)
+
+    def same(a, b: str) -> bool:
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            try:
+                return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)))
+            except ValueError:
+                return False
+        return str(a) == b
+
+    keys = sorted({k for r in runs for k in r.labels} | {"seed"})
+    for key, wanted in only.items():
+        if key not in keys:
+            raise ConfigError(f"select {key}: not a grid label of these runs; allowed: {', '.join(keys)}")
+        have = sorted({str(value(r, key)) for r in runs}, key=str)
+        missing = [w for w in wanted if not any(same(value(r, key), w) for r in runs)]
+        if missing:
+            raise ConfigError(f"select {key}={','.join(missing)}: no such run; allowed: {', '.join(have)}")
+    return [r for r in runs if all(any(same(value(r, k), w) for w in ws) for k, ws in only.items())]
+
+
 def check_runs(runs: list[Run]) -> None:
     """Build every task and model config once (cheaply) so bad input fails before work starts."""
     seen = set()

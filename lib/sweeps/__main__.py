@@ -2,6 +2,10 @@
 
     python -m lib.sweeps --profile gpu --experiments A-fig4,A-fig6 [--time-budget 500]
 
+A campaign may train part of a grid first (its tables hold every finished run):
+
+    python -m lib.sweeps --profile gpu --experiments B-ngram --only rung=L10-20 --only seed=0
+
 Runs of all named experiments train together (shared ensembles). With a time budget no
 new ensemble starts after that many seconds; run the same command again to go on.
 
@@ -34,7 +38,15 @@ ap.add_argument("--profile", default=None, help="quick | gpu | paper (default: p
 ap.add_argument("--experiments", default="all", help="comma-separated names, or 'all'")
 ap.add_argument("--device", default="auto")
 ap.add_argument("--time-budget", type=float, default=None, help="seconds after which no ensemble starts")
+ap.add_argument("--only", action="append", default=[], metavar="LABEL=V1,V2",
+                help="train only the runs whose grid label (or seed) takes one of these values; repeatable")
 args = ap.parse_args()
+only = {}
+for item in args.only:
+    key, sep, values = item.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        sys.exit(f"{ap.prog}: --only {item!r}: expected LABEL=VALUE[,VALUE...], e.g. rung=L10-20")
+    only.setdefault(key.strip(), []).extend(v.strip() for v in values.split(",") if v.strip())
 if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # started by torchrun: one process per GPU
     if torch.cuda.is_available():
         # several processes may share a GPU (--nproc-per-node a multiple of the GPUs): each
@@ -48,7 +60,7 @@ try:
     names = list(params["experiments"]) if args.experiments == "all" else \
         list(dict.fromkeys(n.strip() for n in args.experiments.split(",") if n.strip()))
     tables = run_experiments(names, args.profile or params["profile"], device=args.device,
-                             time_budget_s=args.time_budget)
+                             time_budget_s=args.time_budget, only=only or None)
 except ConfigError as e:  # a mistake in params.yaml or the arguments: one line, no traceback
     sys.exit(f"{ap.prog}: {e}")
 if tables:

@@ -617,15 +617,19 @@ def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, dict]:
 
 
 def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
-                    progress: bool = True, time_budget_s: float | None = None) -> dict[str, pd.DataFrame]:
+                    progress: bool = True, time_budget_s: float | None = None,
+                    only: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
     """Train several experiments of params.yaml together (their runs share ensembles), then
     write each one's results table and provenance. Returns the tables of finished runs.
+    With `only` ({label: values}, lib.config.select_runs) just those runs train; the tables
+    hold every finished run.
     Under torchrun every process calls this; each trains its share (`share`), and the
     first writes the tables (the others return {})."""
-    from ..config import expand_runs, experiment_spec, results_dir
+    from ..config import expand_runs, experiment_spec, results_dir, select_runs
 
     names = list(dict.fromkeys(names))  # an experiment named twice trains once
     runs = {n: expand_runs(experiment_spec(n, profile)) for n in names}  # all validated before any work
+    chosen = {n: select_runs(runs[n], only) for n in names}
     check_arguments(device, time_budget_s)
     dirs = {n: results_dir(profile, n) for n in names}
     with _sweep_lock(dirs.values()):
@@ -646,7 +650,7 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
                     "concurrent": CONCURRENT, "processes": world()[1], **extra})
 
         try:
-            train_runs([(r, dirs[n]) for n in names for r in runs[n]], device, data_dir, progress, time_budget_s)
+            train_runs([(r, dirs[n]) for n in names for r in chosen[n]], device, data_dir, progress, time_budget_s)
         except BaseException:  # ctrl-C, an error: what finished counts in the tables' wall time too
             if world()[0] == 0:
                 log(interrupted=True)
