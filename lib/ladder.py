@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .claims_b import efficiency
-from .plots.retrieval import best_lr
+from .plots.retrieval import best_lr, lr_text
 
 LEVELS = (0.95, 0.99)
 
@@ -113,7 +113,7 @@ def ladder_summary(ladder: pd.DataFrame, trends: dict[float, pd.DataFrame], labe
     for _, r in ladder.iterrows():
         model = label(r["name"]) + (f" S={r['d_state']}" if r["name"] in ("mamba", "mamba2") and r["d_state"] != 16
                                     else "")
-        row = {"model": model, "rung": r["rung"], "difficulty": r["difficulty"], "lr": f"{r['lr']:.0e}",
+        row = {"model": model, "rung": r["rung"], "difficulty": r["difficulty"], "lr": lr_text(r["lr"]),
                "runs": r["runs"]}
         for level, trend in trends.items():
             row[f"examples to {level:.0%}"] = _examples(r, level)

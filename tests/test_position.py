@@ -50,6 +50,16 @@ def test_unrelated_embeddings_give_the_random_baseline():
     assert abs(P.index_distance_correlation(noise())) < 0.05
 
 
+def test_the_ideal_locality_is_what_an_ordered_table_reaches():
+    # a table whose cosine neighbours are its index neighbours reaches the ideal at any size,
+    # so a locality rule measured from it can pass on a small rung (and unrelated rows fail)
+    for n in (16, 200):
+        t = np.linspace(0, 0.9 * np.pi, n)
+        line = np.stack([np.cos(t), np.sin(t)], 1)
+        assert P.knn_index_distance(line, (5,))[0] == pytest.approx(P.ideal_knn_distance(n), abs=0.02)
+    assert P.ideal_knn_distance(200) == pytest.approx(1.8, abs=0.05) and P.ideal_knn_distance(16) < 2.3
+
+
 def test_pca_keeps_what_it_can():
     x = noise(d=8)
     full = P.pca(x, 8)  # all components: the centred rows, rotated

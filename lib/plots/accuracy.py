@@ -98,7 +98,10 @@ def save_table(table: pd.DataFrame, table_id: str, figures_dir: str | Path, prov
     figures_dir.mkdir(parents=True, exist_ok=True)
     paths = [figures_dir / f"{table_id}.csv", figures_dir / f"{table_id}.md"]
     table.to_csv(paths[0], index=False)
-    paths[1].write_text(f"# {table_id}\n\n{table.to_markdown(index=False, floatfmt=floatfmt)}\n\n"
+    # a column of text shows as written ("3e-04" is a learning rate, not 0.000)
+    text_columns = [i for i, c in enumerate(table.columns) if table[c].dtype == object]
+    markdown = table.to_markdown(index=False, floatfmt=floatfmt, disable_numparse=text_columns or False)
+    paths[1].write_text(f"# {table_id}\n\n{markdown}\n\n"
                         f"_{footer(prov)}_\n")
     return paths
 
