@@ -4,6 +4,10 @@ notebooks show what the pipeline printed and nbval checks those outputs.
 
     python -m lib.sync_notebooks [--profile quick] [NAME ...]   # default: every executed one
 
+The sources keep the quick profile's outputs (what CI checks). Other profiles' executed
+copies go whole to notebooks/<profile>/NAME.ipynb, for reading in JupyterLab: the `gpu`
+results a researcher came for, beside the source (nbval skips those folders).
+
 Only outputs and execution counts change; sources, metadata and papermill's injected
 parameter cell stay out. 02-train runs once per training stage, each on some experiments,
 so its source (which nbval runs on all of them) is left alone: refresh it by hand.
@@ -51,6 +55,31 @@ def sync(executed: Path, source: Path) -> int:
     return changed
 
 
+def copy_executed(executed: Path, target: Path, profile: str) -> None:
+    """The whole executed notebook, with a first cell saying what it is, and without
+    papermill's per-cell timings (they would change every render)."""
+    nb = json.loads(executed.read_text())
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+        if cell["cell_type"] == "code":
+            cell["outputs"] = _normalise(cell.get("outputs", []))
+        if isinstance(cell.get("source"), str):
+            cell["source"] = _lines(cell["source"])
+    nb.get("metadata", {}).pop("papermill", None)
+    name = target.stem
+    note = {"cell_type": "markdown", "id": f"{profile}-copy", "metadata": {}, "source": _lines(
+        f"*The `{profile}`-profile render of [`../{name}.ipynb`](../{name}.ipynb), outputs included: "
+        f"a copy to read, not to edit. Regenerate it with `papermill notebooks/{name}.ipynb "
+        f"data/executed/{name}-{profile}.ipynb -p profile {profile} --cwd notebooks` (or "
+        f"`dvc repro` with `profile: {profile}`), then `python -m lib.sync_notebooks --profile {profile}`.*")}
+    nb["cells"] = [note] + [c for c in nb["cells"] if c.get("id") != note["id"]]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(target)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.sync_notebooks", description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all executed)")
@@ -64,7 +93,11 @@ def main(argv=None):
             continue
         if not ran.exists():
             raise SystemExit(f"sync_notebooks: no executed copy {ran.relative_to(ROOT)}; run `dvc repro` first")
-        print(f"{name}: {sync(ran, src)} cells changed")
+        if args.profile == "quick":
+            print(f"{name}: {sync(ran, src)} cells changed")
+        else:
+            copy_executed(ran, ROOT / "notebooks" / args.profile / f"{name}.ipynb", args.profile)
+            print(f"{name}: notebooks/{args.profile}/{name}.ipynb written")
 
 
 if __name__ == "__main__":
