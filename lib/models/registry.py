@@ -130,7 +130,7 @@ def measured_floats_per_token(block: nn.Module, d_model: int, seq_len: int) -> f
         x = torch.randn(batch, seq_len, d_model, generator=torch.Generator().manual_seed(0))
         x = x.to(next(block.parameters(), x).device).requires_grad_()
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
-            total += block(x).numel()
-        return total
+            out = block(x)
+        return total + out.numel()
 
     return 2.0 * max(saved(2) - saved(1), 0) / seq_len
