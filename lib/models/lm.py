@@ -77,7 +77,8 @@ def _attn_layer(cfg: ModelConfig) -> AttentionLayer:
 
 
 class SSMBlock(nn.Module):
-    """h + Mixer(RMSNorm(h)): HF's MambaBlock / mamba-ssm's Block without MLP.
+    """h + Mixer(RMSNorm(h)): HF's MambaBlock / mamba-ssm's Block without MLP; the layer of
+    every registered mixer (lib.models.registry).
 
     Every block of every model adds its update to the residual stream once: h <- h + f(h).
     Paper B's code does not, for HybridI (spec B.3, `hybrid_seq.py`): its loop adds the

@@ -33,6 +33,7 @@ class LayerSpec:
     build: Callable[[Any], nn.Module] | None = None  # ModelConfig -> block (a layer entry)
     mixer: type | None = None  # a mixer entry: its class
     settings: Callable[[Any], dict] | None = None  # ModelConfig -> the mixer's keyword arguments
+    reads_mixer_settings: bool = False  # its settings come from cfg.mixer_settings[name]
     vmap: bool = True  # torch.func.vmap batches its forward over ensemble members (else: a loop)
     uses_heads: bool = False  # attention inside: d_model must split into cfg.heads heads
     check: Callable[[Any], str | None] | None = None  # ModelConfig -> an error message, or None
@@ -64,10 +65,11 @@ def register_mixer(name: str, cls: type, *, settings: Callable[[Any], dict] | No
     the committed experiments name. `vmap=False` for a forward that torch.func.vmap cannot
     batch (custom autograd functions such as mamba-ssm's kernels, data-dependent control
     flow, random ops): ensembles then run it one member at a time."""
-    if settings is None:
+    reads = settings is None
+    if reads:
         settings = lambda cfg: dict(cfg.mixer_settings.get(name, {}))  # noqa: E731
-    return _add(LayerSpec(name, mixer=cls, settings=settings, vmap=vmap, uses_heads=uses_heads, check=check,
-                          memory=memory), replace)
+    return _add(LayerSpec(name, mixer=cls, settings=settings, reads_mixer_settings=reads, vmap=vmap,
+                          uses_heads=uses_heads, check=check, memory=memory), replace)
 
 
 def layer_spec(name: str) -> LayerSpec:
@@ -82,9 +84,10 @@ def check_layers(cfg) -> None:
     for name in cfg.layers:
         layer_spec(name)
     for name in cfg.mixer_settings:
-        if name not in LAYERS or LAYERS[name].mixer is None:
-            raise ModelError(f"mixer_settings names {name!r}, which is not a registered mixer; "
-                             f"mixers: {', '.join(sorted(n for n, s in LAYERS.items() if s.mixer))}")
+        if name not in LAYERS or not LAYERS[name].reads_mixer_settings:
+            raise ModelError(f"mixer_settings names {name!r}, which is not a registered mixer that reads them "
+                             f"(the papers' layers read the config's own fields); mixers that do: "
+                             f"{', '.join(sorted(n for n, s in LAYERS.items() if s.reads_mixer_settings)) or 'none'}")
     for name in dict.fromkeys(cfg.layers):
         spec = LAYERS[name]
         if spec.mixer is not None:
