@@ -159,15 +159,21 @@ def _norm(kind: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, e
 
 
 class Ensemble(nn.Module):
-    def __init__(self, models: list[SequenceModel], device: torch.device | str | None = None):
+    def __init__(self, models: list[SequenceModel], device: torch.device | str | None = None,
+                 hand_written: bool = True):
+        """`hand_written=False` runs attention and Mamba through the generic path too (to
+        measure the hand-written forms against it)."""
         super().__init__()
         if not models:
             raise ModelError("an ensemble needs at least one model")
         first = models[0]
         if any(stack_key(m) != stack_key(first) for m in models[1:]):
             raise ModelError("ensemble members must share their architecture, settings and parameter shapes")
+        if not hand_written and len({m.cfg.window for m in models}) > 1:
+            raise ModelError("members with different attention windows need the hand-written attention")
         self.cfg, self.vocab_size, self.M = first.cfg, first.vocab_size, len(models)
-        self.batched = set(first.cfg.layers) <= BATCHED_LAYERS
+        self.hand_written = BATCHED_LAYERS if hand_written else set()
+        self.batched = set(first.cfg.layers) <= self.hand_written
         # Without dropout nothing needs keying per member, so an ensemble of one runs the
         # model's own forward (as paper B's runs, trained one at a time, always did).
         self.own_forward = not self.batched and self.M == 1 and not first.cfg.emb_dropout
@@ -198,7 +204,7 @@ class Ensemble(nn.Module):
         # per layer run on stacked parameters: its parameters' names inside the layer, and their index
         self._layer_params = {i: [(n[len(f"layers.{i}."):], j) for j, n in enumerate(self.names)
                                   if n.startswith(f"layers.{i}.")]
-                              for i, name in enumerate(first.cfg.layers) if name not in BATCHED_LAYERS}
+                              for i, name in enumerate(first.cfg.layers) if name not in self.hand_written}
         self._masks: dict = {}
 
     # -- parameters ----------------------------------------------------------
@@ -238,12 +244,12 @@ class Ensemble(nn.Module):
                 keep = keyed_keep(seeds, step, h.shape[1:], cfg.emb_dropout)
                 h = h * keep / (1 - cfg.emb_dropout)
         for i, name in enumerate(cfg.layers):
-            if name == "attn":
-                h = self._attn(f"layers.{i}.", h)
-            elif name == "mamba":
-                h = self._mamba(f"layers.{i}.", h)
-            else:
+            if name not in self.hand_written:
                 h = self._stacked(i, h)
+            elif name == "attn":
+                h = self._attn(f"layers.{i}.", h)
+            else:
+                h = self._mamba(f"layers.{i}.", h)
         h = _norm(cfg.final_norm, h, self.p("norm.weight"), self._opt("norm.bias"), cfg.norm_eps)
         head = self.p("head.weight") if not cfg.tie_embeddings else emb
         return _linear(h, head)[..., : self.vocab_size]
