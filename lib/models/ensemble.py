@@ -3,15 +3,18 @@ dimension M, so one step of M tiny models is a few batched kernels instead of M
 rounds of tiny ones.
 
 `Ensemble(models)` stacks the parameters of M SequenceModels of one shape (their
-attention windows may differ). Paper A's layers (`attn`, `mamba`) run batched:
-linear maps are batched matrix products, attention one SDPA call with a mask per
-member; the depthwise convolution and the selective scan fold the members into
-their channels (the scan's B and C become per-member groups, which mamba-ssm's
-kernel and our PyTorch scan both accept), or, for big ensembles on a GPU, run our
-Triton kernels in the [M, B, L, C] layout (lib.models.ensemble_kernels).
-Any other architecture is an ensemble of one that runs the model's own forward
-on the stacked parameters. Either way `unstack_into(models)` writes the trained
-weights back. All parameters are views of one [M, P] tensor (`flat`), their
+attention windows may differ when every layer is hand-written). Paper A's layers
+(`attn`, `mamba`) have hand-written batched forms, measured faster on a GPU
+(data/checks/ensemble-*): linear maps are batched matrix products, attention one
+SDPA call with a mask per member; the depthwise convolution and the selective scan
+fold the members into their channels (the scan's B and C become per-member groups,
+which mamba-ssm's kernel and our PyTorch scan both accept), or, for big ensembles on
+a GPU, run our Triton kernels in the [M, B, L, C] layout (lib.models.ensemble_kernels).
+Any other registered layer runs its own forward on its stacked parameters
+(torch.func.functional_call), batched over members by torch.func.vmap, or one member
+at a time where its registration says vmap cannot batch it. An ensemble of one
+without dropout runs the model's own forward. `unstack_into(models)` writes the
+trained weights back. All parameters are views of one [M, P] tensor (`flat`), their
 gradients views of `flat_grad`.
 
 Embedding dropout is keyed by (member seed, step) through a counter-based hash,
@@ -20,6 +23,7 @@ the same run trained among others see the same data, masks and initialisation.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import warnings
@@ -28,13 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, vmap
 
 from .attention import ACTIVATIONS, apply_rope, rotary_dims
 from .lm import ModelError, SequenceModel
 from .mamba import _use_kernels, selective_scan_parallel
+from .registry import layer_spec
 
-BATCHED_LAYERS = {"attn", "mamba"}
+BATCHED_LAYERS = {"attn", "mamba"}  # the layers with a hand-written batched forward (Ensemble._attn, _mamba)
 
 # The gradients are views of one [M, P] tensor on purpose; autograd notes that such views
 # are not dense and accumulates into them all the same.
@@ -54,9 +59,11 @@ def _use_ensemble_kernels(mode: str, h: torch.Tensor, d_inner: int, d_state: int
 
 
 def stack_key(model: SequenceModel) -> tuple:
-    """Models with equal keys can share an ensemble: same layers and parameter shapes
-    (the attention window is per member)."""
-    cfg = {k: v for k, v in vars(model.cfg).items() if k not in ("window",)}
+    """Models with equal keys can share an ensemble: same layers, settings and parameter
+    shapes. The attention window may differ per member where every layer is hand-written
+    (a layer run on stacked parameters has its first member's settings)."""
+    per_member = ("window",) if set(model.cfg.layers) <= BATCHED_LAYERS else ()
+    cfg = {k: v for k, v in vars(model.cfg).items() if k not in per_member}
     shapes = tuple((n, tuple(p.shape)) for n, p in model.named_parameters())
     return (repr(sorted(cfg.items(), key=str)), model.vocab_size, shapes)
 
@@ -152,18 +159,24 @@ def _norm(kind: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, e
 
 
 class Ensemble(nn.Module):
-    def __init__(self, models: list[SequenceModel], device: torch.device | str | None = None):
+    def __init__(self, models: list[SequenceModel], device: torch.device | str | None = None,
+                 hand_written: bool = True):
+        """`hand_written=False` runs attention and Mamba through the generic path too (to
+        measure the hand-written forms against it)."""
         super().__init__()
         if not models:
             raise ModelError("an ensemble needs at least one model")
         first = models[0]
         if any(stack_key(m) != stack_key(first) for m in models[1:]):
-            raise ModelError("ensemble members must share their architecture and parameter shapes")
+            raise ModelError("ensemble members must share their architecture, settings and parameter shapes")
+        if not hand_written and len({m.cfg.window for m in models}) > 1:
+            raise ModelError("members with different attention windows need the hand-written attention")
         self.cfg, self.vocab_size, self.M = first.cfg, first.vocab_size, len(models)
-        self.batched = set(first.cfg.layers) <= BATCHED_LAYERS
-        if not self.batched and self.M > 1:
-            raise ModelError(f"layers {sorted(set(first.cfg.layers) - BATCHED_LAYERS)} train one model at a time; "
-                             f"batched ensembles support {sorted(BATCHED_LAYERS)}")
+        self.hand_written = BATCHED_LAYERS if hand_written else set()
+        self.batched = set(first.cfg.layers) <= self.hand_written
+        # Without dropout nothing needs keying per member, so an ensemble of one runs the
+        # model's own forward (as paper B's runs, trained one at a time, always did).
+        self.own_forward = not self.batched and self.M == 1 and not first.cfg.emb_dropout
         # All members' parameters live in one [M, P] tensor, and every named parameter is a
         # view of it (its gradient a view of one [M, P] gradient): the optimizer and the
         # clipping are then a handful of kernels on two tensors.
@@ -182,9 +195,16 @@ class Ensemble(nn.Module):
             prm.grad = self.flat_grad[:, o:o + z].view(self.M, *shape)
         self._index = {n: i for i, n in enumerate(self.names)}
         self.windows = [m.cfg.window for m in models]
-        # the model's own forward, for ensembles of one (kept out of the module tree so
-        # its parameters are not counted twice)
-        self.__dict__["_template"] = None if self.batched else first
+        # The model whose modules run on the stacked parameters (kept out of the module tree
+        # so its parameters are not counted twice), on the ensemble's device for its buffers.
+        template = None
+        if not self.batched:
+            template = first if first.embed.weight.device == self.flat.device else copy.deepcopy(first).to(device)
+        self.__dict__["_template"] = template
+        # per layer run on stacked parameters: its parameters' names inside the layer, and their index
+        self._layer_params = {i: [(n[len(f"layers.{i}."):], j) for j, n in enumerate(self.names)
+                                  if n.startswith(f"layers.{i}.")]
+                              for i, name in enumerate(first.cfg.layers) if name not in self.hand_written}
         self._masks: dict = {}
 
     # -- parameters ----------------------------------------------------------
@@ -208,9 +228,10 @@ class Ensemble(nn.Module):
                 step: torch.Tensor | None = None) -> torch.Tensor:
         """ids [M, B, L] -> logits [M, B, L, V]. In training mode, `seeds` [M] and `step`
         key the embedding dropout (without them it draws from torch's generator)."""
-        if not self.batched:
-            params = {n: p[0] for n, p in zip(self.names, self.params)}
+        if self._template is not None:
             self._template.train(self.training)
+        if self.own_forward:
+            params = {n: p[0] for n, p in zip(self.names, self.params)}
             return functional_call(self._template, params, (ids[0],)).unsqueeze(0)
         cfg, M = self.cfg, self.M
         emb = self.p("embed.weight")  # [M, V', d]
@@ -223,13 +244,31 @@ class Ensemble(nn.Module):
                 keep = keyed_keep(seeds, step, h.shape[1:], cfg.emb_dropout)
                 h = h * keep / (1 - cfg.emb_dropout)
         for i, name in enumerate(cfg.layers):
-            h = self._attn(f"layers.{i}.", h) if name == "attn" else self._mamba(f"layers.{i}.", h)
+            if name not in self.hand_written:
+                h = self._stacked(i, h)
+            elif name == "attn":
+                h = self._attn(f"layers.{i}.", h)
+            else:
+                h = self._mamba(f"layers.{i}.", h)
         h = _norm(cfg.final_norm, h, self.p("norm.weight"), self._opt("norm.bias"), cfg.norm_eps)
         head = self.p("head.weight") if not cfg.tie_embeddings else emb
         return _linear(h, head)[..., : self.vocab_size]
 
     def _opt(self, name):
         return self.p(name) if name in self._index else None
+
+    def _stacked(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Layer i without a hand-written batched form: its own forward on each member's
+        parameters (slices of the stacked ones), batched by vmap where it can be."""
+        layer = self._template.layers[i]
+        params = {n: self.params[j] for n, j in self._layer_params[i]}
+
+        def run(member_params, x):
+            return functional_call(layer, member_params, (x,))
+
+        if layer_spec(self.cfg.layers[i]).vmap:
+            return vmap(run)(params, h)
+        return torch.stack([run({n: p[m] for n, p in params.items()}, h[m]) for m in range(self.M)])
 
     def _window_mask(self, L: int, device) -> torch.Tensor:
         """Bool [M, 1, 1, L, L]: member m's query i sees key j iff 0 <= i - j < window_m."""

@@ -1,22 +1,22 @@
 """A sequence model is a list of layer names (mad-lab style): `["mamba", "attn"]`
-is paper A's SSM-TF hybrid. Each name maps to a residual block in LAYERS; the
-model wraps them with an embedding and a final norm and head.
+is paper A's SSM-TF hybrid. Each name maps to a residual block through the layer
+registry (lib.models.registry, where a new mixer is added); the model wraps them
+with an embedding and a final norm and head.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .attention import AttentionLayer, make_norm
 from .mamba import Mamba, Mamba2
-
-
-class ModelError(ValueError):
-    """Bad model settings, raised before any weights are built."""
+from .registry import LAYERS, ModelError  # noqa: F401 (re-exported)
+from .registry import build_mixer, check_layers, layer_spec, register_layer, register_mixer
 
 
 @dataclass
@@ -44,16 +44,17 @@ class ModelConfig:
     norm_eps: float = 1e-5
     pad_vocab_to: int = 1
     init: str = "micro"  # "micro": paper A's HF init; "gpt_neox": paper B's Transformer; "mamba_ssm": its SSMs/hybrids
+    # registered mixers' own settings, by layer name: {"conv": {"kernel": 3}} (lib.models.registry)
+    mixer_settings: dict[str, dict] = field(default_factory=dict)
 
     def validate(self, seq_len: int | None = None) -> None:
-        unknown = [n for n in self.layers if n not in LAYERS]
-        if unknown:
-            raise ModelError(f"unknown layer {unknown[0]!r}; known layers: {', '.join(sorted(LAYERS))}")
+        for name in self.layers:
+            layer_spec(name)  # an unknown name fails first, listing the known ones
         if not self.layers:
             raise ModelError("a model needs at least one layer")
         if self.d_model < 1:
             raise ModelError(f"d_model must be positive, got {self.d_model}")
-        uses_attn = any("attn" in n or n.startswith("twostream") for n in self.layers)
+        uses_attn = any(layer_spec(n).uses_heads for n in self.layers)
         if uses_attn and self.d_model % self.heads:
             raise ModelError(f"d_model {self.d_model} is not divisible by {self.heads} heads")
         if self.window is not None:
@@ -61,9 +62,7 @@ class ModelConfig:
                 raise ModelError(f"window must be >= 1 (or None for full attention), got {self.window}")
             if seq_len is not None and self.window > seq_len:
                 raise ModelError(f"window {self.window} is larger than the sequence ({seq_len} tokens)")
-        if any("mamba2" in n for n in self.layers) and (self.expand * self.d_model) % self.headdim:
-            raise ModelError(f"Mamba2 needs expand*d_model ({self.expand * self.d_model}) divisible by "
-                             f"headdim {self.headdim}")
+        check_layers(self)  # mixers' settings and each layer's own checks
         if self.init not in INITS:
             raise ModelError(f"unknown init {self.init!r}; use one of {sorted(INITS)}")
         if self.kernels not in ("auto", "torch", "cuda"):
@@ -77,14 +76,9 @@ def _attn_layer(cfg: ModelConfig) -> AttentionLayer:
                           cfg.mlp_ratio, cfg.mlp_act, cfg.attn_norm, cfg.norm_eps)
 
 
-def _mixer(kind: str, cfg: ModelConfig) -> nn.Module:
-    if kind == "mamba":
-        return Mamba(cfg.d_model, cfg.d_state, cfg.expand, cfg.d_conv, kernels=cfg.kernels)
-    return Mamba2(cfg.d_model, cfg.d_state, cfg.expand, cfg.d_conv, cfg.headdim, kernels=cfg.kernels)
-
-
 class SSMBlock(nn.Module):
-    """h + Mixer(RMSNorm(h)): HF's MambaBlock / mamba-ssm's Block without MLP.
+    """h + Mixer(RMSNorm(h)): HF's MambaBlock / mamba-ssm's Block without MLP; the layer of
+    every registered mixer (lib.models.registry).
 
     Every block of every model adds its update to the residual stream once: h <- h + f(h).
     Paper B's code does not, for HybridI (spec B.3, `hybrid_seq.py`): its loop adds the
@@ -99,7 +93,7 @@ class SSMBlock(nn.Module):
     def __init__(self, kind: str, cfg: ModelConfig):
         super().__init__()
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.mixer = _mixer(kind, cfg)
+        self.mixer = build_mixer(kind, cfg)
 
     def forward(self, h):
         return h + self.mixer(self.norm(h))
@@ -127,15 +121,47 @@ class TwoStreamBlock(nn.Module):
         return h + (t + gate * m if self.reverse else m + gate * t)
 
 
-LAYERS = {
-    "attn": _attn_layer,
-    "mamba": lambda cfg: SSMBlock("mamba", cfg),
-    "mamba2": lambda cfg: SSMBlock("mamba2", cfg),
-    "twostream_mamba": lambda cfg: TwoStreamBlock("mamba", cfg, reverse=False),
-    "twostream_mamba2": lambda cfg: TwoStreamBlock("mamba2", cfg, reverse=False),
-    "twostream_mamba_rev": lambda cfg: TwoStreamBlock("mamba", cfg, reverse=True),
-    "twostream_mamba2_rev": lambda cfg: TwoStreamBlock("mamba2", cfg, reverse=True),
-}
+def build_layer(name: str, cfg: ModelConfig) -> nn.Module:
+    """A registered layer: a mixer inside its pre-norm residual block, or a whole block."""
+    spec = layer_spec(name)
+    return SSMBlock(name, cfg) if spec.mixer is not None else spec.build(cfg)
+
+
+# --------------------------------------------------------------------------- the papers' layers
+
+def _ssm_settings(cfg: ModelConfig, headdim: bool) -> dict:
+    """The built-in SSMs read the config's flat fields, which the committed experiments name."""
+    out = dict(d_state=cfg.d_state, expand=cfg.expand, d_conv=cfg.d_conv, kernels=cfg.kernels)
+    return {**out, "headdim": cfg.headdim} if headdim else out
+
+
+def _mamba2_check(cfg: ModelConfig) -> str | None:
+    if (cfg.expand * cfg.d_model) % cfg.headdim:
+        return f"Mamba2 needs expand*d_model ({cfg.expand * cfg.d_model}) divisible by headdim {cfg.headdim}"
+    return None
+
+
+def _attn_memory(cfg: ModelConfig, seq_len: int) -> float:
+    return 2 * cfg.heads * seq_len + 12 * cfg.d_model  # scores of every head, and the MLP
+
+
+def _ssm_memory(cfg: ModelConfig, seq_len: int) -> float:
+    return 8 * cfg.expand * cfg.d_model  # the inner width's projections, convolution and scan
+
+
+# The SSMs run mamba-ssm's kernels (custom autograd functions) on a GPU, which vmap cannot
+# batch (vmap=False): ensembles run Mamba-2 and the two-stream blocks one member at a time,
+# attention and Mamba through their hand-written batched forms (lib.models.ensemble).
+register_layer("attn", _attn_layer, uses_heads=True, memory=_attn_memory)
+register_mixer("mamba", Mamba, settings=functools.partial(_ssm_settings, headdim=False), vmap=False,
+               memory=_ssm_memory)
+register_mixer("mamba2", Mamba2, settings=functools.partial(_ssm_settings, headdim=True), vmap=False,
+               check=_mamba2_check, memory=_ssm_memory)
+for _kind in ("mamba", "mamba2"):
+    for _reverse in (False, True):
+        register_layer(f"twostream_{_kind}{'_rev' if _reverse else ''}",
+                       functools.partial(TwoStreamBlock, _kind, reverse=_reverse), vmap=False, uses_heads=True,
+                       check=_mamba2_check if _kind == "mamba2" else None, memory=_ssm_memory)
 
 
 # --------------------------------------------------------------------------- model
@@ -149,7 +175,7 @@ class SequenceModel(nn.Module):
         padded = math.ceil(vocab_size / cfg.pad_vocab_to) * cfg.pad_vocab_to
         self.embed = nn.Embedding(padded, cfg.d_model)
         self.dropout = nn.Dropout(cfg.emb_dropout)
-        self.layers = nn.ModuleList(LAYERS[name](cfg) for name in cfg.layers)
+        self.layers = nn.ModuleList(build_layer(name, cfg) for name in cfg.layers)
         self.norm = make_norm(cfg.final_norm, cfg.d_model, cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, padded, bias=False)
         if cfg.tie_embeddings:

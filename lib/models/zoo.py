@@ -1,25 +1,28 @@
 """The papers' models as ModelConfigs.
 
 Paper A's micro models (spec A.3) are named by their layer order, "SSM-TF" being
-a Mamba layer then an attention layer. Paper B's Table 1 families (spec B.3)
+a Mamba layer then an attention layer; any registered layer name may stand in the
+order too ("conv-TF"). Paper B's Table 1 families (spec B.3)
 keep their layer patterns at any width and depth.
 """
 from __future__ import annotations
 
 import math
 
-from .lm import ModelConfig, ModelError
+from .lm import ModelConfig
+from .registry import LAYERS, ModelError
 
 A_LAYER = {"TF": "attn", "SSM": "mamba"}
 
 
 def arch_layers(arch: str) -> list[str]:
-    """'SSM-TF' -> ['mamba', 'attn']."""
+    """'SSM-TF' -> ['mamba', 'attn']; a registered layer's name stands for itself."""
     parts = arch.split("-")
-    bad = [p for p in parts if p not in A_LAYER]
+    bad = [p for p in parts if p not in A_LAYER and p not in LAYERS]
     if bad:
-        raise ModelError(f"unknown layer {bad[0]!r} in architecture {arch!r}; use TF and SSM, e.g. 'SSM-TF'")
-    return [A_LAYER[p] for p in parts]
+        raise ModelError(f"unknown layer {bad[0]!r} in architecture {arch!r}; use TF, SSM or a registered "
+                         f"layer ({', '.join(sorted(LAYERS))}), e.g. 'SSM-TF'")
+    return [A_LAYER.get(p, p) for p in parts]
 
 
 def micro(arch: str, d_model: int, heads: int = 1, window: int | None = 20, d_state: int = 16,

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from ..config import ConfigError, Run, data_dir as default_data_dir
 from ..models import build_model
 from ..models.ensemble import BATCHED_LAYERS, stack_key
+from ..models.registry import floats_per_token, layer_spec
 from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
@@ -175,8 +176,9 @@ class Member:
                                seed=self.seed)
 
     def pack_key(self) -> tuple:
-        """Members with equal keys train as one ensemble."""
-        if not set(self.probe.cfg.layers) <= BATCHED_LAYERS:
+        """Members with equal keys train as one ensemble. Layers that an ensemble can only
+        loop over (vmap=False in their registration) gain nothing from it: they train alone."""
+        if not all(n in BATCHED_LAYERS or layer_spec(n).vmap for n in self.probe.cfg.layers):
             return ("alone", id(self))
         train = {k: v for k, v in vars(self.cfg).items() if k != "lr"}
         return (stack_key(self.probe), json.dumps(train, sort_keys=True, default=str), self.task.seq_len,
@@ -188,11 +190,19 @@ class Member:
         return 65535 // (cfg.expand * cfg.d_model) if "mamba" in cfg.layers else 1 << 30
 
     def cost(self) -> float:
-        """Rough memory of one member's training step, in floats (activations + optimizer)."""
+        """Rough memory of one member's training step, in floats (activations + optimizer):
+        each layer's registered estimate, or for a layer without one, measured on the probe."""
         cfg, L = self.probe.cfg, self.task.seq_len
-        per_token = sum(8 * cfg.expand * cfg.d_model if n != "attn" else 2 * cfg.heads * L + 12 * cfg.d_model
-                        for n in cfg.layers) + 3 * self.task.vocab_size
+        per_token = sum(self._layer_floats(i, L) for i in range(len(cfg.layers))) + 3 * self.task.vocab_size
         return self.cfg.batch_size * L * per_token + 4 * self.probe.num_params()
+
+    def _layer_floats(self, i: int, seq_len: int) -> float:
+        cache = self.probe.__dict__.setdefault("_floats_per_token", {})  # measured once per probe
+        if (i, seq_len) not in cache:
+            with _BUILD_LOCK:  # probes are shared by the threads that pack ensembles
+                cache[i, seq_len] = floats_per_token(self.probe.cfg.layers[i], self.probe.cfg, seq_len,
+                                                     self.probe.layers[i])
+        return cache[i, seq_len]
 
 
 def pack(members: list[Member], budget: float, max_members: int) -> list[list[Member]]:
