@@ -1,0 +1,67 @@
+"""dvc.yaml says what each stage really uses and makes: the lib/ code its notebook imports
+(so an edit to the plots retrains nothing, and an edit to the models reruns every stage that
+builds one), and outputs that are never another stage's source."""
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lib.config import ROOT
+from lib.notebook_imports import covering_deps, lib_imports, module_closure, notebook_lib_files
+
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _paths(entries):
+    """dvc.yaml lists entries as 'path' or {'path': options}."""
+    return [e if isinstance(e, str) else next(iter(e)) for e in entries]
+
+
+def _notebook(stage: dict) -> Path:
+    return ROOT / stage["cmd"].split()[1]
+
+
+def _covered(path: Path, deps: list[str]) -> bool:
+    return any(path == Path(d) or Path(d) in path.parents for d in deps)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_cover_what_its_notebook_imports(name):
+    stage = STAGES[name]
+    deps = _paths(stage["deps"])
+    assert "lib" not in deps, f"{name}: name the lib/ parts its notebook imports, not all of lib"
+    missing = sorted(str(f) for f in notebook_lib_files(_notebook(stage)) if not _covered(f, deps))
+    assert not missing, (f"{name} runs code its deps do not name: {missing} "
+                         f"(`python -m lib.notebook_imports {_notebook(stage).stem}` lists what it needs)")
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_never_writes_a_source(name):
+    """A stage writes to data/ and figures/ only: its notebook and the library are deps, and a
+    stage that rewrote one would be out of date as soon as it finished."""
+    for out in _paths(STAGES[name].get("outs", [])):
+        assert out.startswith(("data/", "figures/")), f"{name} writes {out}"
+    assert not set(_paths(STAGES[name].get("outs", []))) & set(_paths(STAGES[name]["deps"]))
+
+
+def test_train_stages_do_not_depend_on_figure_code():
+    for name, stage in STAGES.items():
+        if name.startswith("train"):
+            deps = _paths(stage["deps"])
+            assert not any(d.startswith(("lib/plots", "lib/claims")) for d in deps), name
+
+
+def test_import_closure_follows_relative_and_lazy_imports(tmp_path):
+    pkg = tmp_path / "lib" / "sub"
+    pkg.mkdir(parents=True)
+    (tmp_path / "lib" / "__init__.py").write_text("")
+    (tmp_path / "lib" / "base.py").write_text("import os\n")
+    (tmp_path / "lib" / "unused.py").write_text("")
+    (pkg / "__init__.py").write_text("from .a import f\n")
+    (pkg / "a.py").write_text("def f():\n    from ..base import x\n")
+    files = module_closure(lib_imports(ast.parse("from lib.sub import f")), tmp_path)
+    assert {f.relative_to(tmp_path).as_posix() for f in files} == {
+        "lib/__init__.py", "lib/sub/__init__.py", "lib/sub/a.py", "lib/base.py"}
+    rel = {f.relative_to(tmp_path) for f in files}
+    assert covering_deps(rel, tmp_path) == ["lib/__init__.py", "lib/base.py", "lib/sub"]
