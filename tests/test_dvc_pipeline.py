@@ -2,12 +2,14 @@
 (so an edit to the plots retrains nothing, and an edit to the models reruns every stage that
 builds one), and outputs that are never another stage's source."""
 import ast
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lib.config import ROOT
+from lib.tasks import eval_set, make_task
 from lib.notebook_imports import covering_deps, lib_imports, module_closure, notebook_lib_files
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -65,3 +67,15 @@ def test_import_closure_follows_relative_and_lazy_imports(tmp_path):
         "lib/__init__.py", "lib/sub/__init__.py", "lib/sub/a.py", "lib/base.py"}
     rel = {f.relative_to(tmp_path) for f in files}
     assert covering_deps(rel, tmp_path) == ["lib/__init__.py", "lib/base.py", "lib/sub"]
+
+
+def test_eval_sets_are_the_same_bytes_every_time(tmp_path):
+    """data/eval's hash in dvc.lock must not depend on when or where the data stage ran:
+    the npz (zip) members carry a fixed date, not the time of writing."""
+    task = make_task("selective_copy", length=20)
+    eval_set(task, 8, 1, tmp_path / "a")
+    eval_set(task, 8, 1, tmp_path / "b")
+    a, b = (next((tmp_path / d).glob("*.npz")) for d in "ab")
+    assert a.read_bytes() == b.read_bytes()
+    assert {m.date_time for m in zipfile.ZipFile(a).infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert (eval_set(task, 8, 1, tmp_path / "a").inputs == eval_set(task, 8, 1, tmp_path / "b").inputs).all()
