@@ -79,3 +79,18 @@ def test_eval_sets_are_the_same_bytes_every_time(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     assert {m.date_time for m in zipfile.ZipFile(a).infolist()} == {(1980, 1, 1, 0, 0, 0)}
     assert (eval_set(task, 8, 1, tmp_path / "a").inputs == eval_set(task, 8, 1, tmp_path / "b").inputs).all()
+
+
+def test_sync_recommits_only_stages_its_notebooks_changed():
+    """lib.sync_notebooks records a stage in dvc.lock again only when the synced notebook is
+    all that changed: a stage with changed code or outputs must still rerun."""
+    from lib.sync_notebooks import stages_changed_only_by
+    status = {
+        "figure-A-fig4": [{"changed deps": {"notebooks/A-fig4.ipynb": "modified"}}],
+        "figure-A-recall": [{"changed deps": {"notebooks/A-recall.ipynb": "modified", "lib/plots": "modified"}}],
+        "figure-A-scale": [{"changed deps": {"notebooks/A-scale.ipynb": "modified"}},
+                           {"changed outs": {"figures/quick/A-fig8.png": "modified"}}],
+        "claims-B-ngram": [{"changed deps": {"notebooks/B-claims-ngram.ipynb": "modified"}}],
+    }
+    synced = {"notebooks/A-fig4.ipynb", "notebooks/A-recall.ipynb", "notebooks/A-scale.ipynb"}
+    assert stages_changed_only_by(synced, status) == ["figure-A-fig4"]
