@@ -94,3 +94,21 @@ def test_sync_recommits_only_stages_its_notebooks_changed():
     }
     synced = {"notebooks/A-fig4.ipynb", "notebooks/A-recall.ipynb", "notebooks/A-scale.ipynb"}
     assert stages_changed_only_by(synced, status) == ["figure-A-fig4"]
+
+
+def test_plots_and_metrics_name_files_the_pipeline_writes():
+    """Top-level `plots:` read columns that the tables have, through a template in the repo,
+    and every plotted or metrics file of the running profile is a stage's output."""
+    import pandas as pd
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    written = {p.replace("${profile}", "quick") for s in STAGES.values()
+               for p in _paths(s.get("outs", []) + s.get("metrics", []))}
+    for entry in dvc["plots"]:
+        (name, plot), = entry.items()
+        assert (ROOT / plot["template"]).exists(), name
+        for path, column in plot["y"].items():
+            assert path in written or path.startswith("figures/gpu/"), f"{name}: no stage writes {path}"
+            if (ROOT / path).exists():
+                assert {plot["x"], column} <= set(pd.read_csv(ROOT / path).columns), f"{name}: {path}"
+    for path in dvc["metrics"]:
+        assert path.replace("figures/gpu/", "figures/quick/") in written, path
