@@ -112,3 +112,23 @@ def test_plots_and_metrics_name_files_the_pipeline_writes():
                 assert {plot["x"], column} <= set(pd.read_csv(ROOT / path).columns), f"{name}: {path}"
     for path in dvc["metrics"]:
         assert path.replace("figures/gpu/", "figures/quick/") in written, path
+
+
+def test_a_sweep_without_a_terminal_prints_a_line_per_finished_ensemble(tmp_path, capsys):
+    """Under `dvc repro` the sweep runs in a papermill kernel, whose stderr is no terminal:
+    it prints runs done of total and the time elapsed, which papermill --log-output shows."""
+    from lib.config import expand_runs
+    from lib.sweeps import run_sweep
+    spec = {"name": "tiny", "profile": "quick", "task": {"name": "selective_copy", "length": 24},
+            "eval": {"n": 16, "seed": 1}, "model": {"family": "micro", "window": 8},
+            "grid": {"arch": ["TF-TF", "SSM-TF"], "d_model": [4]}, "seeds": 1,
+            "train": {"steps": 2, "batch_size": 4, "warmup": 1}, "lr": {"grid": [1e-2]}}
+    run_sweep(expand_runs(spec), tmp_path / "results", profile="quick", data_dir=tmp_path / "eval", progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[runs]")]
+    assert lines and lines[-1].startswith("[runs] 2/2 done (") and lines[-1].endswith("s elapsed")
+
+
+def test_train_stages_show_the_sweeps_progress_not_a_cell_counter():
+    for name, stage in STAGES.items():
+        if name.startswith("train"):
+            assert "--log-output" in stage["cmd"] and "--no-progress-bar" in stage["cmd"], name
