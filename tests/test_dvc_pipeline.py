@@ -132,3 +132,26 @@ def test_train_stages_show_the_sweeps_progress_not_a_cell_counter():
     for name, stage in STAGES.items():
         if name.startswith("train"):
             assert "--log-output" in stage["cmd"] and "--no-progress-bar" in stage["cmd"], name
+
+
+SAVES = {  # how a notebook writes a figure or table -> the files that makes
+    r"save_figure\([^,]+, \"([^\"]+)\"": (".png", ".pdf"),
+    r"save_table\([^,]+, \"([^\"]+)\"": (".csv", ".md"),
+    r"write_metrics\([^,]+, \"([^\"]+)\"": ("metrics-{}.json",),
+    r"/ \"([^\"]+)\.csv\"": (".csv",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in STAGES if not n.startswith(("data", "train"))))
+def test_stage_outs_name_every_file_its_notebook_writes(name):
+    """A file a stage writes but does not declare is neither tracked nor cleaned by dvc."""
+    import re
+    stage = STAGES[name]
+    declared = set(_paths(stage.get("outs", []) + stage.get("metrics", [])))
+    from lib.notebook_imports import notebook_code
+    code = notebook_code(_notebook(stage))
+    for pattern, suffixes in SAVES.items():
+        for file_id in re.findall(pattern, code):
+            for suffix in suffixes:
+                file = suffix.format(file_id) if "{}" in suffix else file_id + suffix
+                assert f"figures/${{profile}}/{file}" in declared, f"{name} writes {file} undeclared"
