@@ -155,3 +155,18 @@ def test_stage_outs_name_every_file_its_notebook_writes(name):
             for suffix in suffixes:
                 file = suffix.format(file_id) if "{}" in suffix else file_id + suffix
                 assert f"figures/${{profile}}/{file}" in declared, f"{name} writes {file} undeclared"
+
+
+READS_SETTINGS = ("experiment_spec(", "describe(", "load_experiment(", "rung_difficulty(")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in STAGES if not n.startswith(("data", "train"))))
+def test_a_stage_that_reads_experiment_settings_tracks_them(name):
+    """A figure that counts planned runs or prints a protocol goes stale when params.yaml
+    changes and the results do not, unless its stage tracks those settings."""
+    from lib.notebook_imports import notebook_code
+    stage = STAGES[name]
+    if not any(call in notebook_code(_notebook(stage)) for call in READS_SETTINGS):
+        return
+    read = {d.split("/")[3] for d in _paths(stage["deps"]) if d.startswith("data/results/${profile}/")}
+    assert {f"experiments.{e}" for e in read} <= set(stage.get("params", [])), name
