@@ -9,8 +9,8 @@ parameter cell stay out. 02-train runs once per training stage, each on some exp
 so its source (which nbval runs on all of them) is left alone: refresh it by hand.
 
 A notebook is its stage's dependency, so new outputs change its hash: a stage whose only
-change is the notebook synced here is then recorded in dvc.lock again (`dvc commit`), since
-its outputs are what that notebook makes. Without this, the committed lock would name the
+change is the notebook synced here, from an executed copy of the same code, is then recorded
+in dvc.lock again (`dvc commit`), since its outputs are what that notebook makes. Without this, the committed lock would name the
 notebooks as they were before the sync and `dvc status` on a fresh clone would rerun them.
 """
 from __future__ import annotations
@@ -58,6 +58,17 @@ def sync(executed: Path, source: Path) -> int:
     return changed
 
 
+def _code(nb: dict) -> dict:
+    """Code cells' sources by id, without papermill's injected parameter cell."""
+    return {c.get("id"): "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])}
+
+
+def same_code(executed: Path, source: Path) -> bool:
+    """Whether `executed` ran the code `source` holds now (not an older version of it)."""
+    return _code(json.loads(executed.read_text())) == _code(json.loads(source.read_text()))
+
+
 def stages_changed_only_by(notebooks: set[str], status: dict) -> list[str]:
     """Stages of `dvc status --json` whose one change is a dependency among `notebooks`."""
     stages = []
@@ -96,7 +107,8 @@ def main(argv=None):
         if not ran.exists():
             raise SystemExit(f"sync_notebooks: no executed copy {ran.relative_to(ROOT)}; run `dvc repro` first")
         print(f"{name}: {sync(ran, src)} cells changed")
-        synced.add(src.relative_to(ROOT).as_posix())
+        if same_code(ran, src):  # an executed copy of older code leaves its stage to rerun
+            synced.add(src.relative_to(ROOT).as_posix())
     for stage in recommit(synced):
         print(f"dvc.lock: {stage} recorded with its synced notebook")
 

@@ -170,3 +170,21 @@ def test_a_stage_that_reads_experiment_settings_tracks_them(name):
         return
     read = {d.split("/")[3] for d in _paths(stage["deps"]) if d.startswith("data/results/${profile}/")}
     assert {f"experiments.{e}" for e in read} <= set(stage.get("params", [])), name
+
+
+def test_sync_recommits_only_from_an_executed_copy_of_the_same_code(tmp_path):
+    """An executed copy of older code (the notebook edited since) must not mark its stage done."""
+    import json
+    from lib.sync_notebooks import same_code
+
+    def notebook(path, code, injected=False):
+        cells = [{"cell_type": "code", "id": "a", "metadata": {}, "source": [code], "outputs": []}]
+        if injected:
+            cells.insert(0, {"cell_type": "code", "id": "p", "metadata": {"tags": ["injected-parameters"]},
+                             "source": ['profile = "gpu"'], "outputs": []})
+        path.write_text(json.dumps({"cells": cells}))
+        return path
+
+    source = notebook(tmp_path / "nb.ipynb", "x = 1\n")
+    assert same_code(notebook(tmp_path / "ran.ipynb", "x = 1\n", injected=True), source)
+    assert not same_code(notebook(tmp_path / "old.ipynb", "x = 0\n", injected=True), source)
