@@ -105,15 +105,30 @@ def _examples(row: pd.Series, level: float) -> str:
     return text + ("" if got == runs else f" ({got}/{runs} runs)")
 
 
+def _model(row: pd.Series, label) -> str:
+    """The model's label, with its state size where an SSM's differs from the default 16."""
+    return label(row["name"]) + (f" S={row['d_state']}" if row["name"] in ("mamba", "mamba2") and row["d_state"] != 16
+                                 else "")
+
+
+def ladder_points(ladder: pd.DataFrame, levels=LEVELS, label=str) -> pd.DataFrame:
+    """The ladder's curves as numbers, for `dvc plots`: one row per (model, rung), the
+    median examples to each level, left empty where no run reached it."""
+    points = pd.DataFrame({"model": [_model(r, label) for _, r in ladder.iterrows()],
+                           "rung": ladder["rung"], "difficulty": ladder["difficulty"]})
+    for level in levels:
+        examples = ladder[f"median_{level:g}"].astype(float)
+        points[f"examples to {level:.0%}"] = examples.where(np.isfinite(examples))
+    return points
+
+
 def ladder_summary(ladder: pd.DataFrame, trends: dict[float, pd.DataFrame], label=str) -> pd.DataFrame:
     """The ladder as a table: one row per (model, rung), examples to each level (median
     [min-max] over the runs that reached it, "never" with the budget), and per model the
     trend's exponent and its value at the target, for each level in `trends`."""
     rows = []
     for _, r in ladder.iterrows():
-        model = label(r["name"]) + (f" S={r['d_state']}" if r["name"] in ("mamba", "mamba2") and r["d_state"] != 16
-                                    else "")
-        row = {"model": model, "rung": r["rung"], "difficulty": r["difficulty"], "lr": lr_text(r["lr"]),
+        row = {"model": _model(r, label), "rung": r["rung"], "difficulty": r["difficulty"], "lr": lr_text(r["lr"]),
                "runs": r["runs"]}
         for level, trend in trends.items():
             row[f"examples to {level:.0%}"] = _examples(r, level)

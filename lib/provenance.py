@@ -1,4 +1,6 @@
-"""Where a result came from: profile, device, commit, library versions, wall time."""
+"""Where a result came from: profile, device, commit, library versions, wall time. It is kept
+in provenance.json beside the results; the figures' footers (lib.plots.accuracy.footer) carry
+only what does not change from one machine or run to the next."""
 from __future__ import annotations
 
 import datetime
@@ -43,20 +45,6 @@ def provenance(profile: str, device, wall_s: float) -> dict:
             "torch": torch.__version__, "python": platform.python_version(),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_s": round(wall_s, 1)}
-
-
-def footer(prov: dict) -> str:
-    """One line for a figure: which profile made it, where, from which commit."""
-    commits = [c for c in prov.get("run_commits", []) if c != "unrecorded"] or [prov["commit"]]
-    head = f"profile: {prov['profile']} · {prov['device']} · commit {', '.join(commits)} · "
-    if prov.get("runs") == 0:
-        return head + f"weights set by hand, no training · {prov['wall_s']:.0f} s"
-    runs, done = prov.get("runs", "?"), prov.get("runs_finished", prov.get("runs"))
-    count = f"{runs} runs" if done == runs else f"{done} of {runs} runs finished"
-    if "sweep_wall_s" in prov:  # the wall time of sweeps that trained many experiments at once
-        return head + f"{count}, from sweeps of {prov['sweep_wall_s'] / 60:.1f} min wall (experiments trained together)"
-    minutes = prov.get("train_wall_s", prov["wall_s"]) / 60
-    return head + f"{count}, {minutes:.1f} min of training"
 
 
 def machines(provs) -> str:

@@ -11,11 +11,18 @@ results a researcher came for, beside the source (nbval skips those folders).
 Only outputs and execution counts change; sources, metadata and papermill's injected
 parameter cell stay out. 02-train runs once per training stage, each on some experiments,
 so its source (which nbval runs on all of them) is left alone: refresh it by hand.
+
+A notebook is its stage's dependency, so new outputs change its hash: a stage whose only
+change is the notebook synced here, from an executed copy of the same code, is then recorded
+in dvc.lock again (`dvc commit`), since its outputs are what that notebook makes. Without this, the committed lock would name the
+notebooks as they were before the sync and `dvc status` on a fresh clone would rerun them.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,12 +87,47 @@ def copy_executed(executed: Path, target: Path, profile: str) -> None:
     tmp.replace(target)
 
 
+def _code(nb: dict) -> dict:
+    """Code cells' sources by id, without papermill's injected parameter cell."""
+    return {c.get("id"): "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])}
+
+
+def same_code(executed: Path, source: Path) -> bool:
+    """Whether `executed` ran the code `source` holds now (not an older version of it)."""
+    return _code(json.loads(executed.read_text())) == _code(json.loads(source.read_text()))
+
+
+def stages_changed_only_by(notebooks: set[str], status: dict) -> list[str]:
+    """Stages of `dvc status --json` whose one change is a dependency among `notebooks`."""
+    stages = []
+    for stage, changes in status.items():
+        kinds = {kind: paths for change in changes if isinstance(change, dict) for kind, paths in change.items()}
+        if set(kinds) == {"changed deps"} and set(kinds["changed deps"]) <= notebooks:
+            stages.append(stage)
+    return stages
+
+
+def recommit(notebooks: set[str]) -> list[str]:
+    """Record in dvc.lock the stages that only the synced notebooks changed; returns them."""
+    if not notebooks or shutil.which("dvc") is None or not (ROOT / "dvc.lock").exists():
+        return []
+    run = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True)
+    if run.returncode != 0:
+        return []
+    stages = stages_changed_only_by(notebooks, json.loads(run.stdout or "{}"))
+    if stages:
+        subprocess.run(["dvc", "commit", "--force", "--quiet", *stages], cwd=ROOT, check=True)
+    return stages
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.sync_notebooks", description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all executed)")
     ap.add_argument("--profile", default="quick")
     args = ap.parse_args(argv)
     executed = ROOT / "data" / "executed"
+    synced = set()
     names = args.names or sorted({p.stem.removesuffix(f"-{args.profile}") for p in executed.glob(f"*-{args.profile}.ipynb")})
     for name in names:
         src, ran = ROOT / "notebooks" / f"{name}.ipynb", executed / f"{name}-{args.profile}.ipynb"
@@ -93,11 +135,15 @@ def main(argv=None):
             continue
         if not ran.exists():
             raise SystemExit(f"sync_notebooks: no executed copy {ran.relative_to(ROOT)}; run `dvc repro` first")
-        if args.profile == "quick":
-            print(f"{name}: {sync(ran, src)} cells changed")
-        else:
+        if args.profile != "quick":  # a render to read: copied whole, not synced into the source
             copy_executed(ran, ROOT / "notebooks" / args.profile / f"{name}.ipynb", args.profile)
             print(f"{name}: notebooks/{args.profile}/{name}.ipynb written")
+            continue
+        print(f"{name}: {sync(ran, src)} cells changed")
+        if same_code(ran, src):  # an executed copy of older code leaves its stage to rerun
+            synced.add(src.relative_to(ROOT).as_posix())
+    for stage in recommit(synced):
+        print(f"dvc.lock: {stage} recorded with its synced notebook")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lib.config import ConfigError, expand_runs, experiment_spec, load_params
-from lib.ladder import examples_to, fit_trend, ladder_table
+from lib.ladder import examples_to, fit_trend, ladder_points, ladder_table
 
 matplotlib.use("Agg")
 
@@ -108,6 +108,18 @@ def test_the_table_keeps_the_best_rate_and_counts_runs_that_never_got_there():
     assert easy["min_0.95"] < easy["median_0.95"] < easy["max_0.95"]
     hard = lad[lad["rung"] == "L20-40"].iloc[0]
     assert hard["reached_0.95"] == "1/2" and hard["budget"] == 100_000
+
+
+def test_the_ladder_points_are_numbers_for_dvc_plots():
+    """One row per (model, rung) with the median examples to each level, empty where no run
+    reached it (so a plot leaves the point out instead of drawing infinity)."""
+    t = table([("tf", "L10-20", 1e-3, 0, 20_000), ("tf", "L10-20", 1e-3, 1, 40_000),
+               ("mamba", "L20-40", 1e-3, 0, None)])
+    points = ladder_points(ladder_table(t, DIFFICULTY, threshold=0.99), label=str.upper)
+    assert list(points.columns) == ["model", "rung", "difficulty", "examples to 95%", "examples to 99%"]
+    median = (examples_to(record(20_000), 0.95) + examples_to(record(40_000), 0.95)) / 2
+    assert points.set_index("model").loc["TF", "examples to 95%"] == pytest.approx(median)
+    assert points.set_index("model")["examples to 95%"].isna().to_dict() == {"MAMBA": True, "TF": False}
 
 
 def test_the_trend_recovers_a_power_law_and_needs_two_full_rungs():

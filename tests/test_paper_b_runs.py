@@ -96,6 +96,8 @@ def test_extrapolation_of_an_exact_model_is_perfect_at_every_length(tmp_path):
     task = make_task("ngram")
     res = run_tests(NGramOracle(task), task, {"extrapolation": {"lengths": [100, 250, 400], "n": 40}}, tmp_path)
     assert res["extrapolation"] == {"100": 1.0, "250": 1.0, "400": 1.0}
+    # the test sets are cached in a subfolder, never beside the data stage's validation sets
+    assert [p.name for p in tmp_path.iterdir()] == ["tests"]
 
 
 @pytest.mark.parametrize("which,segment", [("first", 0), ("last", -1)])

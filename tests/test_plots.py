@@ -7,7 +7,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from lib.plots import ARCH_COLORS, accuracy_vs_setting, level  # noqa: E402
-from lib.provenance import combine, footer  # noqa: E402
+from lib.plots.accuracy import footer  # noqa: E402
+from lib.provenance import combine  # noqa: E402
 
 
 def runs():
@@ -39,7 +40,7 @@ def test_combine_provenance():
     b = {**a, "commit": "def", "runs": 2, "run_commits": ["def"]}
     c = combine(a, b)
     assert c["runs"] == 5 and c["train_wall_s"] == 120 and c["device"] == "cpu"
-    assert "commit abc, def" in footer(c) and "5 runs, 2.0 min" in footer(c)
+    assert c["commit"] == "abc, def" and footer(c).startswith("profile: quick · 5 runs")
     with pytest.raises(ValueError, match="different profiles"):
         combine(a, {**b, "profile": "gpu"})
     # each machine once, however many tables list it
@@ -47,3 +48,15 @@ def test_combine_provenance():
     assert two["device"] == "4x H100, H100"
     cpus = combine({**a, "device": "cpu (x86_64, 2 threads)"}, {**b, "device": "cpu (x86_64, 1 threads)"})
     assert cpus["device"] == "cpu (x86_64, 2 threads), cpu (x86_64, 1 threads)"
+
+
+def test_footer_is_the_same_on_any_machine():
+    """Device, commits and wall times stay in provenance.json: the same results rendered on
+    another machine or at another commit give the same footer, hence the same figure files."""
+    here = {"profile": "quick", "device": "cpu (x86_64, 2 threads)", "commit": "abc+dirty", "wall_s": 61.0,
+            "runs": 4, "runs_finished": 3, "train_wall_s": 60.0, "sweep_wall_s": 70.0}
+    there = {**here, "device": "NVIDIA H100 80GB HBM3", "commit": "def", "wall_s": 5.0, "train_wall_s": 4.0,
+             "sweep_wall_s": 6.0, "run_commits": ["def"]}
+    assert footer(here) == footer(there) == ("profile: quick · 3 of 4 runs finished · "
+                                             "device, commit and times: provenance.json beside the results")
+    assert footer({**here, "runs": 0}) == "profile: quick · weights set by hand, no training"

@@ -8,7 +8,6 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
-from ..provenance import footer
 
 ARCH_COLORS = {"TF-TF": "tab:blue", "TF-SSM": "tab:orange", "SSM-TF": "tab:green", "SSM-SSM": "tab:red",
                "TF-TF-TF": "tab:blue", "SSM-SSM-SSM": "tab:red", "SSM-SSM-TF": "tab:green",
@@ -76,6 +75,18 @@ def heads_and_state(heads: pd.DataFrame, state: pd.DataFrame, tf_tf: float | Non
                         title="(b) Average accuracy across state dimensions", xlabel="Mamba state dimension")
     fig.suptitle(suptitle)
     return fig
+
+
+def footer(prov: dict) -> str:
+    """One line for a figure or table: the profile and how many runs it shows. The device,
+    commits and wall times stay in the results' provenance.json: in a footer they would make
+    the same results on another machine, or a rerun, give different files."""
+    head = f"profile: {prov['profile']} · "
+    if prov.get("runs") == 0:
+        return head + "weights set by hand, no training"
+    runs, done = prov.get("runs", "?"), prov.get("runs_finished", prov.get("runs"))
+    count = f"{runs} runs" if done == runs else f"{done} of {runs} runs finished"
+    return head + count + " · device, commit and times: provenance.json beside the results"
 
 
 def save_figure(fig, fig_id: str, figures_dir: str | Path, prov: dict) -> list[Path]:

@@ -338,6 +338,21 @@ def share(ensembles: list[list[Member]], rank: int, size: int) -> list[list[Memb
     return mine
 
 
+class _ProgressLines:
+    """`[runs] 12/56 done (4 x A-fig4 SSM-TF d=8), 3m20s elapsed` on stderr as ensembles finish."""
+
+    def __init__(self, desc: str, total: int, enabled: bool):
+        self.desc, self.total, self.enabled, self.finished, self.t0 = desc, total, enabled, 0, time.time()
+
+    def done(self, ens: list[Member]) -> None:
+        self.finished += len(ens)
+        if self.enabled:
+            m, elapsed = ens[0], int(time.time() - self.t0)
+            print(f"[{self.desc}] {self.finished}/{self.total} done ({len(ens)} x {m.run.experiment} "
+                  f"{'-'.join(m.probe.cfg.layers)} d={m.probe.cfg.d_model}), {elapsed // 60}m{elapsed % 60:02d}s elapsed",
+                  file=sys.stderr, flush=True)
+
+
 def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *, desc: str, progress: bool,
               deadline: float | None = None, concurrent: int | None = None) -> None:
     """Train ensembles (this process's share of them under torchrun), calling
@@ -349,13 +364,18 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
         eval_set(m.eval_task, m.run.eval["n"], m.run.eval["seed"], data_dir)  # written once, before threads
     order = share(ensembles, *world())  # longest first; all of them in a single process
     streams = _announce(order)
-    bar = tqdm(total=len(order), desc=desc, disable=not progress)
+    # A bar where there is a terminal; elsewhere (a notebook run by papermill under `dvc repro`,
+    # a log file) one line per finished ensemble, which papermill --log-output passes on
+    lines = progress and not sys.stderr.isatty()
+    bar = tqdm(total=len(order), desc=desc, disable=not progress or lines)
+    count = _ProgressLines(desc, sum(len(ens) for ens in order), enabled=lines)
     if device.type != "cuda":
         for ens in order:
             if deadline is not None and time.time() > deadline:
                 break
             _finish(on_done, ens, _train(ens, device, data_dir, streams))
             bar.update(1)
+            count.done(ens)
         return bar.close()
 
     concurrent = min(concurrent or CONCURRENT, 32)
@@ -392,8 +412,10 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in done:
-                _finish(on_done, running.pop(f), f.result())
+                ens = running.pop(f)
+                _finish(on_done, ens, f.result())
                 bar.update(1)
+                count.done(ens)
     bar.close()
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +127,17 @@ class Task:
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
+def save_npz(path: Path, **arrays) -> None:
+    """np.savez_compressed without the write time that zip stamps on every member: the same
+    arrays give the same bytes, so data/eval hashes the same on every machine and run."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(member, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+
+
 def eval_set(task: Task, n: int, seed: int, data_dir: Path) -> Batch:
     """The fixed evaluation set of a task, cached under data/ by a hash of its config."""
     data_dir = Path(data_dir)
@@ -138,7 +150,7 @@ def eval_set(task: Task, n: int, seed: int, data_dir: Path) -> Batch:
         arrays.update({f"meta.{k}": v for k, v in batch.meta.items()})
         # several processes, and threads within one, may write it at once
         tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npz")
-        np.savez_compressed(tmp, config=json.dumps(task.config()), **arrays)
+        save_npz(tmp, config=np.asarray(json.dumps(task.config())), **arrays)
         tmp.replace(path)
     z = np.load(path, allow_pickle=False)
     meta = {k[5:]: z[k] for k in z.files if k.startswith("meta.")}

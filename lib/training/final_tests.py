@@ -27,6 +27,9 @@ from ..tasks.paper_b import NGramRetrieval
 from .metrics import evaluate, greedy_decode, greedy_exact_match, response
 
 EVAL_SEED = 2  # the test sets' seed: never a validation set's (seed 1)
+# The test sets are cached apart from the validation sets: data/eval is the data stage's
+# output, so a train stage must not add files to it (.dvcignore leaves this folder out).
+TEST_SETS = "tests"
 
 
 def length_task(task: NGramRetrieval, length: int) -> NGramRetrieval:
@@ -104,6 +107,6 @@ def run_tests(model, task: Task, tests: dict, data_dir: Path, device=None) -> di
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device)
     with torch.autocast(device.type, enabled=False):
-        return {name: TESTS[name](model, task, Path(data_dir), device=device, **settings)
+        return {name: TESTS[name](model, task, Path(data_dir) / TEST_SETS, device=device, **settings)
                 for name, settings in tests.items()}
 
