@@ -64,16 +64,25 @@ def test_length_test_scores_single_examples(tmp_path):
 
     got = final_tests.lengths(Oracle(TASK), TASK, tmp_path, lengths=[10, 60], n=50)
     assert got == {"10": 1.0, "60": 1.0}
+    # Table 1's second evaluation: a test set of the run's own task (here unpacked, which
+    # the oracle can read; packed rows hide their example boundaries)
+    assert final_tests.in_distribution(Oracle(single), single, tmp_path, n=20) == {"token_acc": 1.0}
+    final_tests.check({"in_distribution": {"n": 10}}, make_task("ngram"))  # any task
 
 
-def record(arch, p, lengths=None, acc=0.5, seed=0):
+def record(arch, p, lengths=None, acc=0.5, seed=0, in_dist=None):
+    tests = {"lengths": {str(L): a for L, a in (lengths or {}).items()}}
+    if in_dist is not None:
+        tests["in_distribution"] = {"token_acc": in_dist}
     return {"labels": {"arch": arch, "task.p": p}, "seed": seed, "params": 100, "final": {"token_acc": acc},
-            "tests": {"lengths": {str(L): a for L, a in (lengths or {}).items()}}, "run": {"task": {"p": p}}}
+            "tests": tests, "run": {"task": {"p": p}}}
 
 
 def table(*recs):
     return pd.DataFrame([{"arch": r["labels"]["arch"], "p": r["run"]["task"]["p"], "seed": r["seed"],
-                          "params": 100, "token_acc": r["final"]["token_acc"], "record": r} for r in recs])
+                          "params": 100, "token_acc": r["final"]["token_acc"],
+                          "token_acc_in_distribution": r["tests"].get("in_distribution", {}).get("token_acc"),
+                          "record": r} for r in recs])
 
 
 def curve(short, long):
@@ -101,8 +110,11 @@ def test_c3_ood_rule_and_table1_side_by_side():
     assert v == REPRODUCED, ours  # the paper's own numbers satisfy the rule
     assert "hybrid best at 5 of 6" in ours
     side = C.table1_side_by_side(table(*recs))
-    assert list(side.columns)[:3] == ["train proportion", "SSM (paper)", "SSM (ours)"]
-    assert (side["Hybrid (paper)"] == side["Hybrid (ours)"]).all()
+    assert list(side.columns)[:4] == ["train proportion", "SSM (paper)", "SSM (ours, test p = 0.2)",
+                                      "SSM (ours, test p = training p)"]
+    assert (side["Hybrid (paper)"] == side["Hybrid (ours, test p = 0.2)"]).all()
+    assert side["Hybrid (ours, test p = training p)"].isna().all()  # runs without that test
+    assert "no test at the training proportion" in ours
     flat = [record(a, p, acc=0.5) for p in paper["train proportion"] for a in ("mamba", "T_rope", "hybrid")]
     assert C.c3_ood(table(*flat))[1] in (PARTLY, NOT_REPRODUCED)
     assert C.c3_ood(table())[1] == NOT_TESTED
@@ -112,3 +124,31 @@ def test_c3_ood_rule_and_table1_side_by_side():
     assert C.c3_ood(table(*losing))[1] == NOT_REPRODUCED
     assert set(C.claims_table({})["verdict"]) == {NOT_TESTED}
 
+
+
+def test_c3_ood_says_which_evaluation_the_papers_numbers_match():
+    """The paper's Table 1 under one evaluation and a table unlike it under the other: the
+    rule names the matching one, and swapping the two flips it; equal tables match neither.
+    The verdict stays with the caption's evaluation (p = 0.2)."""
+    paper = C.PAPER_TABLE1
+    cols = (("mamba", "SSM"), ("T_rope", "TF"), ("hybrid", "Hybrid"))
+    unlike = {"SSM": 0.9, "TF": 0.2, "Hybrid": 0.5}  # falling with p, the wrong order of models
+
+    def runs(at_02, in_dist):
+        return table(*[record(a, p, acc=at_02(i, c, p), in_dist=in_dist(i, c, p))
+                       for i, p in enumerate(paper["train proportion"]) for a, c in cols])
+
+    def like_paper(i, c, p):
+        return float(paper.loc[i, c])
+
+    def not_like(i, c, p):
+        return unlike[c] - 0.1 * p
+
+    ours, v = C.c3_ood(runs(not_like, like_paper))
+    assert ours.endswith("the paper's numbers match test p = training p"), ours
+    assert v != REPRODUCED  # decided at p = 0.2, where the table is unlike the paper's
+    ours, v = C.c3_ood(runs(like_paper, not_like))
+    assert ours.endswith("the paper's numbers match test p = 0.2") and v == REPRODUCED, ours
+    assert C.c3_ood(runs(like_paper, like_paper))[0].endswith("match neither clearly")
+    side = C.table1_side_by_side(runs(not_like, like_paper))
+    assert (side["TF (paper)"] == side["TF (ours, test p = training p)"]).all()

@@ -102,6 +102,15 @@ def save_figure(fig, fig_id: str, figures_dir: str | Path, prov: dict) -> list[P
     return paths
 
 
+def to_markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """A table as markdown: a column of text shows as written ("3e-04" is a learning rate,
+    not 0.000), a missing value as "–", not nan."""
+    text_columns = [i for i, c in enumerate(table.columns) if table[c].dtype == object]
+    shown = table.astype(object).where(table.notna(), None)
+    return shown.to_markdown(index=False, floatfmt=floatfmt, disable_numparse=text_columns or False,
+                             missingval="–")
+
+
 def save_table(table: pd.DataFrame, table_id: str, figures_dir: str | Path, prov: dict,
                floatfmt: str = ".3f") -> list[Path]:
     """<id>.csv and <id>.md; the markdown says which profile made it."""
@@ -109,9 +118,7 @@ def save_table(table: pd.DataFrame, table_id: str, figures_dir: str | Path, prov
     figures_dir.mkdir(parents=True, exist_ok=True)
     paths = [figures_dir / f"{table_id}.csv", figures_dir / f"{table_id}.md"]
     table.to_csv(paths[0], index=False)
-    # a column of text shows as written ("3e-04" is a learning rate, not 0.000)
-    text_columns = [i for i, c in enumerate(table.columns) if table[c].dtype == object]
-    markdown = table.to_markdown(index=False, floatfmt=floatfmt, disable_numparse=text_columns or False)
+    markdown = to_markdown(table, floatfmt)
     paths[1].write_text(f"# {table_id}\n\n{markdown}\n\n"
                         f"_{footer(prov)}_\n")
     return paths
