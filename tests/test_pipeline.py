@@ -97,7 +97,7 @@ def test_crash_before_the_record_keeps_the_checkpoint(tmp_path, monkeypatch):
     recorded, the checkpoint is gone."""
     from lib.sweeps import runner
     record = runner.record
-    monkeypatch.setattr(runner, "CHECKPOINTS", str(tmp_path / "ckpt"))
+    monkeypatch.setenv("COMPANION_CHECKPOINTS", str(tmp_path / "ckpt"))
     monkeypatch.setattr(runner, "CHECKPOINT_EVERY", 1)
     runs = expand_runs(tiny_spec(grid={"arch": ["SSM-TF"], "d_model": [4]}, seeds=1, lr={},
                                  train={"steps": 6, "batch_size": 4, "warmup": 2, "data_block": 2}))

@@ -41,9 +41,17 @@ from .registry import layer_spec
 
 BATCHED_LAYERS = {"attn", "mamba"}  # the layers with a hand-written batched forward (Ensemble._attn, _mamba)
 
-# The gradients are views of one [M, P] tensor on purpose; autograd notes that such views
-# are not dense and accumulates into them all the same.
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+_QUIET = False
+
+
+def _quiet_gradient_layout_warning() -> None:
+    """An ensemble's gradients are views of one [M, P] tensor on purpose; autograd notes
+    that such views are not dense and accumulates into them all the same. Silenced once an
+    ensemble exists (not at import: importing the library changes no global state)."""
+    global _QUIET
+    if not _QUIET:
+        warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+        _QUIET = True
 
 
 def _use_ensemble_kernels(mode: str, h: torch.Tensor, d_inner: int, d_state: int) -> bool:
@@ -191,6 +199,7 @@ class Ensemble(nn.Module):
         views = [(o, z, p.shape) for o, z, (_, p) in zip(self.offsets, sizes, named)]
         self.params = nn.ParameterList(nn.Parameter(self.flat[:, o:o + z].view(self.M, *shape))
                                        for o, z, shape in views)
+        _quiet_gradient_layout_warning()
         for prm, (o, z, shape) in zip(self.params, views):
             prm.grad = self.flat_grad[:, o:o + z].view(self.M, *shape)
         self._index = {n: i for i, n in enumerate(self.names)}

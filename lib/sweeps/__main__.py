@@ -31,16 +31,37 @@ import torch
 import torch.distributed as dist
 
 from . import run_experiments
+from .runner import prepare_cuda
 from ..config import ConfigError, load_params
 
-ap = argparse.ArgumentParser(prog="python -m lib.sweeps")
+ap = argparse.ArgumentParser(
+    prog="python -m lib.sweeps", formatter_class=argparse.RawDescriptionHelpFormatter,
+    description="Train experiments of params.yaml (runs of all named experiments share ensembles) and\n"
+                "write their results tables. Finished runs are skipped: the same command resumes.\n"
+                "An option marked [VARIABLE] may also be set through that environment variable.",
+    epilog="usage in full:\n\n" + __doc__)
 ap.add_argument("--profile", default=None, help="quick | gpu | paper (default: params.yaml's)")
 ap.add_argument("--experiments", default="all", help="comma-separated names, or 'all'")
-ap.add_argument("--device", default="auto")
+ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 ap.add_argument("--time-budget", type=float, default=None, help="seconds after which no ensemble starts")
 ap.add_argument("--only", action="append", default=[], metavar="LABEL=V1,V2",
                 help="train only the runs whose grid label (or seed) takes one of these values; repeatable")
+KNOBS = {  # option -> the environment variable the library reads
+    "workdir": "COMPANION_WORKDIR", "concurrent": "COMPANION_CONCURRENT",
+    "checkpoints": "COMPANION_CHECKPOINTS", "data_processes": "COMPANION_DATA_PROCESSES"}
+ap.add_argument("--workdir", metavar="DIR", help="where data/ and figures/ are written (default: the repository) "
+                "[COMPANION_WORKDIR]")
+ap.add_argument("--concurrent", type=int, metavar="N", help="ensembles training at once on one GPU (default 16) "
+                "[COMPANION_CONCURRENT]")
+ap.add_argument("--checkpoints", metavar="DIR", help="save ensembles' state every ~500 steps there, so a killed "
+                "sweep resumes mid-ensemble [COMPANION_CHECKPOINTS]")
+ap.add_argument("--data-processes", type=int, metavar="N", help="worker processes making training batches "
+                "(default 0: in the training threads) [COMPANION_DATA_PROCESSES]")
 args = ap.parse_args()
+for option, variable in KNOBS.items():
+    if getattr(args, option) is not None:
+        os.environ[variable] = str(getattr(args, option))
+prepare_cuda()  # before CUDA starts (torchrun's set_device below)
 only = {}
 for item in args.only:
     key, sep, values = item.partition("=")

@@ -36,7 +36,7 @@ from ..config import expand_runs, experiment_spec
 from ..provenance import device_name, git_commit
 from ..training import TrainConfig, resolve_device, train_ensemble
 from ..training.loop import lr_trials, trial_config
-from .runner import CONCURRENT, Member, _budget, learning_rate, pack
+from .runner import Member, _budget, concurrent_ensembles, learning_rate, pack
 
 
 def plan(names: list[str], profile: str, device, out_dir: Path) -> dict[str, list[list[Member]]]:
@@ -134,7 +134,7 @@ def main(argv=None):
     ap.add_argument("--experiments", required=True, help="comma-separated names")
     ap.add_argument("--steps", type=int, default=30, help="timed steps (beyond --short)")
     ap.add_argument("--short", type=int, default=10, help="steps of the run whose time is subtracted")
-    ap.add_argument("--concurrent", type=int, default=CONCURRENT, help="ensembles at once (memory permitting)")
+    ap.add_argument("--concurrent", type=int, default=concurrent_ensembles(), help="ensembles at once (memory permitting)")
     ap.add_argument("--only", default=None, help="measure only the kinds whose label contains this")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", default=None)

@@ -217,10 +217,19 @@ def pack(members: list[Member], budget: float, max_members: int) -> list[list[Me
     return out
 
 
-CONCURRENT = int(os.environ.get("COMPANION_CONCURRENT", 16))  # ensembles training at once on one GPU
-# Concurrent ensembles' kernels overlap only across separate hardware queues (CUDA's default
-# is 8); read when CUDA starts, so it is set at import, before any ensemble trains.
-os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
+CONCURRENT = 16  # ensembles training at once on one GPU, unless --concurrent / $COMPANION_CONCURRENT says
+
+
+def concurrent_ensembles() -> int:
+    """Ensembles training at once on one GPU (`python -m lib.sweeps --concurrent N` sets it)."""
+    return int(os.environ.get("COMPANION_CONCURRENT", CONCURRENT))
+
+
+def prepare_cuda() -> None:
+    """Concurrent ensembles' kernels overlap only across separate hardware queues (CUDA's
+    default is 8). CUDA reads the setting when it starts, so a sweep sets it before any
+    ensemble trains; a value the user set stays."""
+    os.environ.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
 
 
 def _memory(device) -> float:
@@ -236,7 +245,7 @@ def _budget(device) -> tuple[float, int]:
     GPU, an equal share of _memory for each of the ensembles that train at once)."""
     if device.type != "cuda":
         return 1.5e8, 64
-    return _memory(device) / CONCURRENT, 4096
+    return _memory(device) / concurrent_ensembles(), 4096
 
 
 def admits(running: list[float], new: float, total: float) -> bool:
@@ -246,9 +255,11 @@ def admits(running: list[float], new: float, total: float) -> bool:
     return not running or sum(running) + new <= total
 
 
-# A folder where ensembles save their state every ~500 steps, so that a sweep killed
-# mid-ensemble resumes it (on the same machine); unset, nothing is saved.
-CHECKPOINTS = os.environ.get("COMPANION_CHECKPOINTS")
+def checkpoints_dir() -> str | None:
+    """A folder where ensembles save their state every ~500 steps, so that a sweep killed
+    mid-ensemble resumes it (on the same machine): `--checkpoints DIR` or
+    $COMPANION_CHECKPOINTS; unset, nothing is saved."""
+    return os.environ.get("COMPANION_CHECKPOINTS") or None
 CHECKPOINT_EVERY = 500  # steps, rounded to the data block
 
 
@@ -271,10 +282,11 @@ def _train(members: list[Member], device, data_dir: Path, streams: StreamCache) 
 def _checkpoint(members: list[Member]) -> Path | None:
     """Where an ensemble's training state is saved (with COMPANION_CHECKPOINTS), named by
     its members in order: only the same ensemble resumes from it."""
-    if not CHECKPOINTS:
+    folder = checkpoints_dir()
+    if not folder:
         return None
     ident = json.dumps([[str(m.out_dir), m.run.id, m.trial, m.lr, m.seed] for m in members])
-    return Path(CHECKPOINTS) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.pt"
+    return Path(folder) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.pt"
 
 
 def _finish(on_done, ens: list[Member], results: list[dict]) -> None:
@@ -378,7 +390,7 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
             count.done(ens)
         return bar.close()
 
-    concurrent = min(concurrent or CONCURRENT, 32)
+    concurrent = min(concurrent or concurrent_ensembles(), 32)
     # Each training thread owns one stream for its ensemble's whole life (data, capture,
     # replays). Made here, in one go: the pool torch.cuda.Stream() draws from holds 32.
     free = queue.SimpleQueue()
@@ -400,7 +412,7 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
                        f"d={m.probe.cfg.d_model}, {m.cfg.steps} steps in {time.time() - t0:.0f} s")
         return out
 
-    total = _memory(device) * concurrent / CONCURRENT  # as much as `concurrent` full ensembles
+    total = _memory(device) * concurrent / concurrent_ensembles()  # as much as `concurrent` full ensembles
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
         todo, running = list(order), {}
         while todo or running:
@@ -659,6 +671,7 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
     first writes the tables (the others return {})."""
     from ..config import expand_runs, experiment_spec, results_dir, select_runs
 
+    prepare_cuda()
     names = list(dict.fromkeys(names))  # an experiment named twice trains once
     runs = {n: expand_runs(experiment_spec(n, profile)) for n in names}  # all validated before any work
     chosen = {n: select_runs(runs[n], only) for n in names}
@@ -679,7 +692,7 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
                     "wall_s": round(time.time() - t0, 1), "device": _machine(resolve_device(device)),
                     "commit": git_commit(), "experiments": names, "runs_trained": trained,
                     "lrs_chosen": lrs_chosen, "runs_left": sum(len(runs[n]) for n in names) - sum(now.values()),
-                    "concurrent": CONCURRENT, "processes": world()[1], **extra})
+                    "concurrent": concurrent_ensembles(), "processes": world()[1], **extra})
 
         try:
             train_runs([(r, dirs[n]) for n in names for r in chosen[n]], device, data_dir, progress, time_budget_s)
