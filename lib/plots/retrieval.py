@@ -148,14 +148,19 @@ def label(name: str, d_state: int | None = None) -> str:
     return f"{text}, d_state {d_state}" if d_state is not None else text
 
 
-def _provenance_from_records(profile: str, records: list[dict], planned: int) -> dict:
-    """A provenance for runs whose experiment has no provenance.json yet (a sweep cut short)."""
+def _provenance_from_records(profile: str, experiment: str, records: list[dict], planned: int) -> dict:
+    """A provenance for runs whose experiment has no provenance.json yet (a sweep cut short),
+    from their machine facts (lib.sweeps.runner.read_machine: sidecar or old inline record)."""
     from ..provenance import git_commit
+    from ..sweeps.runner import read_machine
 
-    return {"profile": profile, "device": ", ".join(sorted({r["device"] for r in records})) or "no runs",
-            "commit": git_commit(), "wall_s": float(sum(r["wall_s"] for r in records)), "runs": planned,
-            "runs_finished": len(records), "train_wall_s": float(sum(r["wall_s"] for r in records)),
-            "run_commits": sorted({r.get("commit", "unrecorded") for r in records})}
+    machine = [read_machine(results_dir(profile, experiment), r) for r in records]
+    wall = float(sum(m.get("wall_s", 0.0) for m in machine))
+    devices = sorted({m["device"] for m in machine if "device" in m})
+    return {"profile": profile, "device": ", ".join(devices) or "no runs",
+            "commit": git_commit(), "wall_s": wall, "runs": planned,
+            "runs_finished": len(records), "train_wall_s": wall,
+            "run_commits": sorted({m.get("commit", "unrecorded") for m in machine})}
 
 
 def load_experiment(profile: str, experiment: str, current_only: bool = True) -> tuple[pd.DataFrame, dict]:
@@ -180,7 +185,7 @@ def load_experiment(profile: str, experiment: str, current_only: bool = True) ->
     elif (folder / "provenance.json").exists():
         prov = json.loads((folder / "provenance.json").read_text())
     else:
-        prov = _provenance_from_records(profile, current, len(planned))
+        prov = _provenance_from_records(profile, experiment, current, len(planned))
     table = runs_table(current)
     if table.empty:
         table = pd.DataFrame(columns=["name", "seed", "lr", "params", "exact_match", "examples", "steps",
