@@ -49,6 +49,7 @@ from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..models.registry import floats_per_token, layer_spec
 from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
+from ..tasks.base import save_npz
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
 from ..training.loop import TRIAL_RULE
 from ..training.final_tests import run_tests
@@ -509,7 +510,7 @@ def write_snapshots(path: Path, snapshots: dict) -> None:
         arrays[f"step_{frac}"] = np.int64(snap["step"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    save_npz(tmp, **arrays)  # no write time inside: the same rows, the same bytes (DVC hashes them)
     tmp.replace(path)
 
 
