@@ -61,7 +61,7 @@ try:
         list(dict.fromkeys(n.strip() for n in args.experiments.split(",") if n.strip()))
     tables = run_experiments(names, args.profile or params["profile"], device=args.device,
                              time_budget_s=args.time_budget, only=only or None)
-except ConfigError as e:  # a mistake in params.yaml or the arguments: one line, no traceback
+except ConfigError as e:  # a mistake in the settings or the arguments: one line, no traceback
     sys.exit(f"{ap.prog}: {e}")
 if tables:
     print(json.dumps({n: len(t) for n, t in tables.items()}))

@@ -682,7 +682,7 @@ def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, dict]:
 def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
                     progress: bool = True, time_budget_s: float | None = None,
                     only: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
-    """Train several experiments of params.yaml together (their runs share ensembles), then
+    """Train several experiments of experiments.yaml together (their runs share ensembles), then
     write each one's results table and provenance. Returns the tables of finished runs.
     With `only` ({label: values}, lib.config.select_runs) just those runs train; the tables
     hold every finished run.
