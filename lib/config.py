@@ -1,4 +1,5 @@
-"""params.yaml -> the list of runs of an experiment at a profile.
+"""params.yaml (the profile) + experiments.yaml (every experiment's protocol) -> the list of
+runs of an experiment at a profile.
 
 Everything is checked here, before any training starts: the file (no key given
 twice), every experiment and profile override against a schema (no unknown key,
@@ -29,10 +30,13 @@ from .training import TrainConfig, final_tests
 
 PROFILES = ("quick", "gpu", "paper")
 ROOT = Path(__file__).resolve().parents[1]
+# beside params.yaml: the experiments, apart from what a user varies (`profile`), so that
+# `dvc exp show` lists a handful of params rather than every experiment's every setting
+EXPERIMENTS_FILE = "experiments.yaml"
 
 
 class ConfigError(ValueError):
-    """A mistake in params.yaml or in the arguments of a sweep: reported in one line."""
+    """A mistake in params.yaml, experiments.yaml or the arguments of a sweep: reported in one line."""
 
     def _render_traceback_(self) -> list[str]:
         # IPython (the notebooks, papermill) shows this instead of a traceback: the
@@ -54,6 +58,11 @@ def results_dir(profile: str, experiment: str) -> Path:
     return workdir() / "data" / "results" / profile / experiment
 
 
+def settings_dir() -> Path:
+    """data/settings/: one JSON per experiment, its entry of experiments.yaml (write_settings)."""
+    return workdir() / "data" / "settings"
+
+
 def figures_dir(profile: str) -> Path:
     """figures/<profile>/: each profile's figures and tables side by side, so rendering the
     quick profile never overwrites the gpu one committed from a real run."""
@@ -63,19 +72,64 @@ def figures_dir(profile: str) -> Path:
 
 
 def load_params(path: str | Path | None = None) -> dict:
-    """params.yaml, checked (check_params) before anything reads it."""
+    """{profile, experiments}: params.yaml and experiments.yaml beside it, checked
+    (check_params) before anything reads them. A params file with `experiments` of its own
+    and no experiments.yaml beside it is read alone (the tests' one-file settings)."""
     path = Path(path or ROOT / "params.yaml")
+    params, experiments_path = _read_yaml(path), path.with_name(EXPERIMENTS_FILE)
+    if experiments_path.exists():
+        params = _join(params, path, _read_yaml(experiments_path), experiments_path)
+    else:
+        experiments_path = path  # one file holds both
+    check_params(params, path, experiments_path)
+    return params
+
+
+def _read_yaml(path: Path):
     loader = yaml.SafeLoader(path.read_text())
     try:
         node = loader.get_single_node()
         _refuse_duplicate_keys(node, path)
-        params = loader.construct_document(node) if node is not None else None
+        return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
     finally:
         loader.dispose()
-    check_params(params, path)
-    return params
+
+
+def _join(params, path: Path, experiments, experiments_path: Path) -> dict:
+    """params.yaml's keys and experiments.yaml's, each file holding only its own: an
+    `experiments` left in params.yaml would silently shadow experiments.yaml's. (Anchors,
+    `_name` entries, serve their own file only.)"""
+    _check_top_keys(params, path, ("profile",))
+    _check_top_keys(experiments, experiments_path, ("experiments",))
+    return {**params, **experiments}
+
+
+def _check_top_keys(doc, path: Path, allowed: tuple[str, ...]) -> None:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping with {' and '.join(f'`{k}`' for k in allowed)}")
+    for key in doc:
+        if key in TOP_KEYS and key not in allowed:
+            raise ConfigError(f"{path}: `{key}` belongs in {'params.yaml' if key == 'profile' else EXPERIMENTS_FILE}")
+        if key not in allowed and not str(key).startswith("_"):
+            raise ConfigError(f"{path}: unknown key {key!r}{_near(key, allowed)}; allowed: {', '.join(allowed)}, "
+                              "and names starting with _ for YAML anchors")
+
+
+def write_settings(params: dict | None = None) -> list[Path]:
+    """data/settings/<experiment>.json: each experiment's entry (anchors merged, every
+    profile). The stages that train or describe an experiment depend on its file rather than
+    on its params: an edit reruns exactly those stages, and `dvc exp show` is spared a column
+    per setting. Nothing reads these files back: the library reads experiments.yaml."""
+    params = params or load_params()
+    folder = settings_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, entry in params["experiments"].items():
+        paths.append(folder / f"{name}.json")
+        paths[-1].write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
+    return paths
 
 
 def _refuse_duplicate_keys(node, path: Path, seen: set | None = None) -> None:
@@ -115,7 +169,7 @@ def experiment_spec(name: str, profile: str, params: dict | None = None) -> dict
         raise ConfigError(f"unknown profile {profile!r}{_near(profile, PROFILES)}; profiles are {', '.join(PROFILES)}")
     exps = params.get("experiments", {})
     if name not in exps:
-        raise ConfigError(f"unknown experiment {name!r}{_near(name, exps)}; experiments in params.yaml: "
+        raise ConfigError(f"unknown experiment {name!r}{_near(name, exps)}; experiments in {EXPERIMENTS_FILE}: "
                           f"{', '.join(exps)}")
     check_experiment(name, exps[name])
     spec = {k: v for k, v in exps[name].items() if k != "profiles"}
@@ -124,7 +178,7 @@ def experiment_spec(name: str, profile: str, params: dict | None = None) -> dict
     return spec
 
 
-# -- the schema: what params.yaml may say ---------------------------------------------------
+# -- the schema: what params.yaml and experiments.yaml may say -----------------------------
 # A key nothing reads is a mistake (a misspelt `seedz` would leave the paper's 11 seeds,
 # a profile `quik` the paper's protocol), so every mapping lists the keys it may hold.
 
@@ -139,18 +193,14 @@ TEST_KEYS = ("lengths", "segments", "n", "length")
 TRAIN_TYPES = typing.get_type_hints(TrainConfig)
 
 
-def check_params(params, path: Path) -> None:
-    """The whole file: its top-level keys, the default profile, every experiment's keys."""
-    if not isinstance(params, dict):
-        raise ConfigError(f"{path}: expected a mapping with `profile` and `experiments`")
-    for key in params:
-        if key not in TOP_KEYS and not str(key).startswith("_"):
-            raise ConfigError(f"{path}: unknown key {key!r}{_near(key, TOP_KEYS)}; allowed: profile, experiments, "
-                              "and names starting with _ for YAML anchors")
+def check_params(params, path: Path, experiments_path: Path | None = None) -> None:
+    """The settings: their top-level keys, the default profile (in `path`), every
+    experiment's keys (in `experiments_path`, the same file unless given)."""
+    _check_top_keys(params, path, TOP_KEYS)
     if params.get("profile") not in PROFILES:
         raise ConfigError(f"{path}: profile is {params.get('profile')!r}; it must be one of {', '.join(PROFILES)}")
     if not isinstance(params.get("experiments"), dict) or not params["experiments"]:
-        raise ConfigError(f"{path}: `experiments` must map each experiment's name to its settings")
+        raise ConfigError(f"{experiments_path or path}: `experiments` must map each experiment's name to its settings")
     for name, entry in params["experiments"].items():
         check_experiment(name, entry)
 

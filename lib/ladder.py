@@ -4,7 +4,7 @@ across rungs carried to the paper's setting.
 At one GPU's budget most of paper B's families never leave the loss plateau at the
 paper's difficulty (n-gram retrieval at L 50-100, position retrieval over 200 symbols),
 and the examples they need grow steeply with it. An experiment's grid axis `rung` (its
-`rungs` in params.yaml, lib.config) trains the same families on easier settings. This
+`rungs` in experiments.yaml, lib.config) trains the same families on easier settings. This
 module reduces such runs to one row per (model, rung): the examples each needed to reach
 a threshold, and a trend per model fitted over the rungs it reached, extrapolated to the
 paper's setting.

@@ -15,7 +15,7 @@ from .config import ROOT
 
 
 # What a result depends on: the code and the settings (pipeline outputs change as stages run)
-SOURCES = ("lib", "notebooks", "pyproject.toml", "params.yaml")
+SOURCES = ("lib", "notebooks", "pyproject.toml", "params.yaml", "experiments.yaml")
 
 
 def git_commit(root=ROOT) -> str:

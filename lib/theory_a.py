@@ -329,7 +329,7 @@ def witness_eval(model, task: Task, pairs: WitnessPairs, batch: int = 500) -> di
 def witness_test(model, task: Task, data_dir: Path | None = None, *, n: int = 1000, device=None) -> dict:
     """A final test (lib.training.final_tests signature) for the trained runs of A-fig14/A-fig15:
     the model's accuracy on n witness pairs of its task, and whether Thm 3.7 binds it. Not wired
-    into final_tests.TESTS or params.yaml (see notebooks/A-theory.ipynb)."""
+    into final_tests.TESTS or experiments.yaml (see notebooks/A-theory.ipynb)."""
     if device is not None:
         model = model.to(device)
     return witness_eval(model, task, witness_pairs(task, n))
@@ -532,7 +532,7 @@ def committed_results(name: str, results_profile: str = "gpu") -> Path:
 
 def theory_table(profile: str = "quick", results_profile: str = "gpu", experiments=THEORY_EXPERIMENTS,
                  params: dict | None = None) -> pd.DataFrame:
-    """A-tab-theory: per experiment and task setting (params.yaml at `profile`), each bound's value
+    """A-tab-theory: per experiment and task setting (experiments.yaml at `profile`), each bound's value
     (constants 1, bits), the audit's q log|Y| - m log|V| >= 0, our dependency range R against the
     pure Transformer's windows, and the smallest parameters and state at which our pure SSM and
     pure Transformer first reach the paper's accuracy threshold in the `results_profile` results."""
@@ -585,7 +585,7 @@ def theory_table(profile: str = "quick", results_profile: str = "gpu", experimen
 
 def results_provenance(profile: str, results_profile: str = "gpu", experiments=THEORY_EXPERIMENTS) -> dict:
     """The provenance of A-tab-theory: the committed results' runs, devices and commits (combined),
-    labelled with the notebook's profile, whose params.yaml settings give the bounds."""
+    labelled with the notebook's profile, whose experiments.yaml settings give the bounds."""
     import json
 
     from .provenance import combine

@@ -38,12 +38,20 @@ experiments:
 """
 
 
+def split(text: str, folder):
+    """TINY as the repository holds it: the profile in params.yaml, the rest in experiments.yaml."""
+    profile, experiments = text.split("\n", 1)
+    (folder / "params.yaml").write_text(profile + "\n")
+    (folder / "experiments.yaml").write_text(experiments)
+    return folder / "params.yaml"
+
+
 @pytest.fixture
 def tiny_repo(tmp_path, monkeypatch):
-    """params.yaml = TINY (for load_params and the CLI), results under tmp_path/work."""
+    """params.yaml + experiments.yaml = TINY (for load_params and the CLI), results under tmp_path/work."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "params.yaml").write_text(TINY)
+    split(TINY, repo)
     monkeypatch.setattr(config, "ROOT", repo)
     monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path / "work"))
     return tmp_path / "work" / "data" / "results"
@@ -91,6 +99,36 @@ def test_a_configuration_mistake_is_refused(tmp_path, old, new, match):
     assert old in TINY
     with pytest.raises(ConfigError, match=match):
         spec_from(TINY.replace(old, new, 1), tmp_path)
+
+
+def test_params_and_experiments_files_are_read_together(tmp_path):
+    """The repository's layout: params.yaml holds the profile, experiments.yaml beside it the
+    experiments; a key in the wrong file is refused rather than shadowing the other's."""
+    params = load_params(split(TINY, tmp_path))
+    assert params["profile"] == "quick" and list(params["experiments"]) == ["T"]
+    (tmp_path / "params.yaml").write_text("profile: quick\nexperiments: {}\n")
+    with pytest.raises(ConfigError, match="params.yaml: `experiments` belongs in experiments.yaml"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("profile: quick\nprofiel: gpu\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: unknown key 'profiel' \(did you mean 'profile'\?\)"):
+        load_params(tmp_path / "params.yaml")
+    split(TINY.replace("experiments:", "profile: gpu\nexperiments:"), tmp_path)
+    with pytest.raises(ConfigError, match="experiments.yaml: `profile` belongs in params.yaml"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_each_experiment_settings_file_changes_only_with_its_experiment(tiny_repo):
+    """data/settings/<name>.json, which the stages of an experiment depend on: its entry with
+    anchors merged, the same bytes until that experiment's settings change."""
+    params = load_params()
+    params["experiments"]["U"] = {**params["experiments"]["T"], "title": "another"}
+    paths = {p.stem: p for p in config.write_settings(params)}
+    assert json.loads(paths["T"].read_text()) == params["experiments"]["T"]
+    assert paths["T"].parent == tiny_repo.parent / "settings"
+    before = {name: p.read_bytes() for name, p in paths.items()}
+    params["experiments"]["U"]["seeds"] = 3
+    config.write_settings(params)
+    assert paths["T"].read_bytes() == before["T"] and paths["U"].read_bytes() != before["U"]
 
 
 def test_a_profile_may_override_what_its_anchor_set(tmp_path):
@@ -173,7 +211,7 @@ def test_an_unreadable_record_or_lrs_json_is_set_aside_and_made_again(tmp_path, 
         aside = list(p.parent.glob(f"{p.name}.unreadable-*"))
         assert len(aside) == 1 and aside[0].read_text() == text  # kept for a look, not deleted
         assert json.loads(p.read_text())  # made again
-    assert again.drop(columns=["wall_s"]).equals(first.drop(columns=["wall_s"]))
+    assert again.equals(first)
 
 
 def test_results_parquet_is_written_atomically(tmp_path, monkeypatch):

@@ -162,14 +162,37 @@ READS_SETTINGS = ("experiment_spec(", "describe(", "load_experiment(", "rung_dif
 
 @pytest.mark.parametrize("name", sorted(n for n in STAGES if not n.startswith(("data", "train"))))
 def test_a_stage_that_reads_experiment_settings_tracks_them(name):
-    """A figure that counts planned runs or prints a protocol goes stale when params.yaml
-    changes and the results do not, unless its stage tracks those settings."""
+    """A figure that counts planned runs or prints a protocol goes stale when experiments.yaml
+    changes and the results do not, unless its stage depends on those settings."""
     from lib.notebook_imports import notebook_code
     stage = STAGES[name]
     if not any(call in notebook_code(_notebook(stage)) for call in READS_SETTINGS):
         return
     read = {d.split("/")[3] for d in _paths(stage["deps"]) if d.startswith("data/results/${profile}/")}
-    assert {f"experiments.{e}" for e in read} <= set(stage.get("params", [])), name
+    assert {f"data/settings/{e}.json" for e in read} <= set(_paths(stage["deps"])), name
+
+
+def test_a_train_stage_depends_on_the_settings_of_what_it_trains():
+    """An edit to one experiment reruns the stage that trains it (and no other train stage)."""
+    for name, stage in STAGES.items():
+        if name.startswith("train"):
+            trained = {out.split("/")[3] for out in _paths(stage["outs"])}
+            settings = {d.split("/")[2].removesuffix(".json") for d in _paths(stage["deps"])
+                        if d.startswith("data/settings/")}
+            assert settings == trained, name
+
+
+def test_params_hold_only_what_a_user_varies():
+    """`dvc exp show` has a column per tracked param: stages track `profile` only, and every
+    experiment's protocol is in experiments.yaml, which the data stage turns into one
+    data/settings file per experiment."""
+    assert set(yaml.safe_load((ROOT / "params.yaml").read_text())) == {"profile"}
+    for name, stage in STAGES.items():
+        assert set(stage.get("params", [])) <= {"profile"}, name
+    data = STAGES["data"]
+    assert "experiments.yaml" in _paths(data["deps"]) and "data/settings" in _paths(data["outs"])
+    from lib.notebook_imports import notebook_code
+    assert "write_settings(" in notebook_code(_notebook(data))
 
 
 def test_sync_recommits_only_from_an_executed_copy_of_the_same_code(tmp_path):

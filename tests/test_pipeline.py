@@ -88,7 +88,62 @@ def test_sweep_writes_results_and_resumes(tmp_path):
     again = run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
     assert json.loads((out / "provenance.json").read_text())["resumed"] == 3
     assert all(f.stat().st_mtime_ns == stamps[f] for f in files[1:])  # finished runs untouched
-    assert again.drop(columns=["wall_s"]).equals(table.drop(columns=["wall_s"]))  # same seed, same numbers
+    assert again.equals(table)  # same seed, same numbers
+
+
+def test_run_records_and_table_hold_nothing_machine_dependent(tmp_path):
+    """A run's record, snapshots and the results table are the same bytes on any machine and
+    at any time (DVC hashes them); its device, commit and wall times go to its machine sidecar,
+    which provenance.json sums."""
+    from lib.sweeps.runner import MACHINE_FIELDS, machine_path
+
+    runs = expand_runs(tiny_spec(seeds=1, grid={"arch": ["SSM-TF"], "d_model": [4]}))
+    out = tmp_path / "results"
+    table = run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
+    record = json.loads((out / "runs" / f"{runs[0].id}.json").read_text())
+    machine = json.loads(machine_path(out, runs[0].id).read_text())
+    assert not set(MACHINE_FIELDS) & set(record) and not set(MACHINE_FIELDS) & set(table.columns)
+    assert set(machine) == set(MACHINE_FIELDS) and machine["wall_s"] > 0 and machine["device"].startswith("cpu")
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["train_wall_s"] == pytest.approx(machine["wall_s"]) and prov["run_commits"] == [machine["commit"]]
+
+
+def test_records_with_machine_fields_inline_still_read(tmp_path):
+    """Records written before the sidecars (the committed gpu results) hold device, commit and
+    wall time inline: the provenance still finds them there."""
+    from lib.sweeps import runner
+
+    runs = expand_runs(tiny_spec(seeds=1, grid={"arch": ["SSM-TF"], "d_model": [4]}))
+    out = tmp_path / "results"
+    run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
+    path = out / "runs" / f"{runs[0].id}.json"
+    old = {**json.loads(path.read_text()), "wall_s": 12.5, "device": "NVIDIA H200", "commit": "941b35c"}
+    path.write_text(json.dumps(old))
+    runner.machine_path(out, runs[0].id).unlink()
+    table = runner.collect(runs, out, profile="quick", device="cpu", wall_s=1.0, resumed=1)
+    assert len(table) == 1 and runner.read_machine(out, old)["device"] == "NVIDIA H200"
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["train_wall_s"] == 12.5 and prov["run_commits"] == ["941b35c"] and prov["device"] == "NVIDIA H200"
+
+
+def test_snapshot_files_do_not_change_with_the_clock(tmp_path, monkeypatch):
+    """The runs' snapshot files (.npz, hashed by DVC like the records) carry no time of
+    writing: the same rows give the same bytes."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from lib.sweeps.runner import load_snapshots, write_snapshots
+
+    snaps = {"0.5": {"rows": torch.arange(12.0).view(3, 4), "step": 7}}
+    write_snapshots(tmp_path / "a.npz", snaps)
+    later = time.time() + 3 * 86400
+    monkeypatch.setattr(time, "time", lambda: later)
+    write_snapshots(tmp_path / "b.npz", snaps)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    step, rows = load_snapshots(tmp_path / "a.json")["0.5"]
+    assert step == 7 and np.array_equal(rows, np.arange(12.0).reshape(3, 4))
 
 
 def test_crash_before_the_record_keeps_the_checkpoint(tmp_path, monkeypatch):
@@ -114,7 +169,7 @@ def test_crash_before_the_record_keeps_the_checkpoint(tmp_path, monkeypatch):
     resumed = run_sweep(runs, out, profile="quick", data_dir=data, progress=False)
     assert not list((tmp_path / "ckpt").glob("*.pt"))
     fresh = run_sweep(runs, tmp_path / "fresh", profile="quick", data_dir=data, progress=False)
-    assert resumed.drop(columns=["wall_s"]).equals(fresh.drop(columns=["wall_s"]))
+    assert resumed.equals(fresh)
 
 
 def test_dvc_pipeline_shape():

@@ -29,7 +29,7 @@ from ..sweeps.runner import load_snapshots
 from .retrieval import (HYBRID_M2, _curve_axes, _empty, _legend, _pick, choose_runs, curve_grid, examples_scale,
                         label, lr_note, lr_text, note, note_missing, plot_curve, style)
 
-THRESHOLD = 0.95                  # the position runs' early-stop level (params.yaml)
+THRESHOLD = 0.95                  # the position runs' early-stop level (experiments.yaml)
 CHANCE_LOSS = math.log(200) / 2   # 2.65: a uniform guess over 200 positions, the <bos> after it free
 
 

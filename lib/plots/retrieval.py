@@ -71,7 +71,7 @@ def best_lr(table: pd.DataFrame, by: tuple[str, ...] = ("name",), threshold: flo
 # the run tables of load_experiment (already reduced to best_lr) and returns a Figure;
 # a missing series or test is drawn as far as it exists and reported by `note`.
 
-EARLY_STOP = 0.99  # the n-gram runs' early-stop threshold (params.yaml train.early_stop)
+EARLY_STOP = 0.99  # the n-gram runs' early-stop threshold (experiments.yaml train.early_stop)
 TRAIN_MAX_LEN = 100  # n-gram training lengths are U{50..100}
 
 # One colour per group (Transformer violet, SSM green, HybridI blue, Hybrid2S orange);
@@ -148,18 +148,23 @@ def label(name: str, d_state: int | None = None) -> str:
     return f"{text}, d_state {d_state}" if d_state is not None else text
 
 
-def _provenance_from_records(profile: str, records: list[dict], planned: int) -> dict:
-    """A provenance for runs whose experiment has no provenance.json yet (a sweep cut short)."""
+def _provenance_from_records(profile: str, experiment: str, records: list[dict], planned: int) -> dict:
+    """A provenance for runs whose experiment has no provenance.json yet (a sweep cut short),
+    from their machine facts (lib.sweeps.runner.read_machine: sidecar or old inline record)."""
     from ..provenance import git_commit
+    from ..sweeps.runner import read_machine
 
-    return {"profile": profile, "device": ", ".join(sorted({r["device"] for r in records})) or "no runs",
-            "commit": git_commit(), "wall_s": float(sum(r["wall_s"] for r in records)), "runs": planned,
-            "runs_finished": len(records), "train_wall_s": float(sum(r["wall_s"] for r in records)),
-            "run_commits": sorted({r.get("commit", "unrecorded") for r in records})}
+    machine = [read_machine(results_dir(profile, experiment), r) for r in records]
+    wall = float(sum(m.get("wall_s", 0.0) for m in machine))
+    devices = sorted({m["device"] for m in machine if "device" in m})
+    return {"profile": profile, "device": ", ".join(devices) or "no runs",
+            "commit": git_commit(), "wall_s": wall, "runs": planned,
+            "runs_finished": len(records), "train_wall_s": wall,
+            "run_commits": sorted({m.get("commit", "unrecorded") for m in machine})}
 
 
 def load_experiment(profile: str, experiment: str, current_only: bool = True) -> tuple[pd.DataFrame, dict]:
-    """The finished runs of an experiment as of params.yaml now, one row each (runs_table,
+    """The finished runs of an experiment as of experiments.yaml now, one row each (runs_table,
     plus d_state and format), and the experiment's provenance (provenance.json, written by
     the sweep; assembled from the run records when the sweep has not written it). Records
     of other settings left in runs/ (a run is keyed by its settings) are skipped unless
@@ -180,14 +185,14 @@ def load_experiment(profile: str, experiment: str, current_only: bool = True) ->
     elif (folder / "provenance.json").exists():
         prov = json.loads((folder / "provenance.json").read_text())
     else:
-        prov = _provenance_from_records(profile, current, len(planned))
+        prov = _provenance_from_records(profile, experiment, current, len(planned))
     table = runs_table(current)
     if table.empty:
         table = pd.DataFrame(columns=["name", "seed", "lr", "params", "exact_match", "examples", "steps",
                                       "early_stopped", "record"])
     table["d_state"] = [int(r["run"]["model"].get("d_state", 16)) for r in table["record"]]
     table["format"] = ["prefix" if r["run"]["task"].get("prefix") else "suffix" for r in table["record"]]
-    # the ladder's rung as params.yaml names it now (records written before the axis existed lack it)
+    # the ladder's rung as experiments.yaml names it now (records written before the axis existed lack it)
     table["rung"] = [planned.get(r["id"], r["labels"]).get("rung") for r in table["record"]]
     table["experiment"] = experiment
     table["profile"] = profile  # where the runs' snapshot files are
@@ -605,7 +610,7 @@ def _config_row(cfg) -> dict:
 
 def model_table(profile: str, experiment: str = "B-ngram") -> pd.DataFrame:
     """B-tab1: every Table 1 model built at the paper's scale (on the meta device: shapes
-    only, no memory) and at the profile's scale (params.yaml's model settings of
+    only, no memory) and at the profile's scale (experiments.yaml's model settings of
     `experiment`), with non-embedding parameter counts (embedding and untied head excluded,
     as the paper's count_model_parameters)."""
     import torch
@@ -641,7 +646,7 @@ TABLE2_PAPER = {  # paper B's Table 2 as stated (spec B.4)
 
 
 def hyperparameter_table(experiment: str = "B-ngram") -> pd.DataFrame:
-    """B-tab2: the n-gram training protocol of every profile (params.yaml), beside paper
+    """B-tab2: the n-gram training protocol of every profile (experiments.yaml), beside paper
     B's Table 2."""
     from ..config import PROFILES, expand_runs, experiment_spec
     from ..training import TrainConfig

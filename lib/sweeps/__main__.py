@@ -36,7 +36,7 @@ from ..config import ConfigError, load_params
 
 ap = argparse.ArgumentParser(
     prog="python -m lib.sweeps", formatter_class=argparse.RawDescriptionHelpFormatter,
-    description="Train experiments of params.yaml (runs of all named experiments share ensembles) and\n"
+    description="Train experiments of experiments.yaml (runs of all named experiments share ensembles) and\n"
                 "write their results tables. Finished runs are skipped: the same command resumes.\n"
                 "An option marked [VARIABLE] may also be set through that environment variable.",
     epilog="usage in full:\n\n" + __doc__)
@@ -82,7 +82,7 @@ try:
         list(dict.fromkeys(n.strip() for n in args.experiments.split(",") if n.strip()))
     tables = run_experiments(names, args.profile or params["profile"], device=args.device,
                              time_budget_s=args.time_budget, only=only or None)
-except ConfigError as e:  # a mistake in params.yaml or the arguments: one line, no traceback
+except ConfigError as e:  # a mistake in the settings or the arguments: one line, no traceback
     sys.exit(f"{ap.prog}: {e}")
 if tables:
     print(json.dumps({n: len(t) for n, t in tables.items()}))

@@ -1,6 +1,7 @@
 """Run experiments' runs, one JSON per finished run; a rerun skips what is done.
 
-    data/results/<profile>/<experiment>/runs/<run id>.json   one per run
+    data/results/<profile>/<experiment>/runs/<run id>.json   one per run: what it learnt
+    data/results/<profile>/<experiment>/machine/<run id>.json where and how fast it trained
     data/results/<profile>/<experiment>/lrs.json             learning rates chosen per configuration
     data/results/<profile>/<experiment>/results.parquet      one row per run
     data/results/<profile>/<experiment>/provenance.json      profile, device, commit, wall time
@@ -11,9 +12,13 @@ whose model has the same shape, whatever its experiment, seed, learning rate, ta
 settings or attention window, steps together with the others. First the learning-rate
 trials of every configuration that needs one, then the runs. Each ensemble's results
 are written as soon as it finishes, so an interrupted sweep loses only the ensemble
-in flight. Every file is written atomically; one that does not read back (cut short
-some other way) is set aside, renamed, and its content made again. Two sweeps started
-on one results folder take turns: the second waits, then trains what the first left.
+in flight. A run's record and the results table hold only what the same settings give on
+any machine; its device, commit, date and wall times go to machine/<run id>.json, which
+.dvcignore leaves out of the train stages' output hashes (records written before hold
+them inline; read_machine reads either). Every file is written atomically; one that does
+not read back (cut short some other way) is set aside, renamed, and its content made
+again. Two sweeps started on one results folder take turns: the second waits, then
+trains what the first left.
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..models.registry import floats_per_token, layer_spec
 from ..provenance import device_name, git_commit, provenance
 from ..tasks import eval_set
+from ..tasks.base import save_npz
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
 from ..training.loop import TRIAL_RULE
 from ..training.final_tests import run_tests
@@ -96,6 +102,22 @@ def _update_json(path: Path, entries: dict) -> None:
 def _finished(run: Run, out_dir: Path) -> bool:
     """Whether a run's record is written (and reads back)."""
     return bool(_read_json(out_dir / "runs" / f"{run.id}.json"))
+
+
+# What changes from one machine, checkout or sweep to the next: kept out of a run's record
+# (whose bytes DVC hashes) in its machine sidecar, machine/<run id>.json
+MACHINE_FIELDS = ("wall_s", "ensemble_wall_s", "ensemble_members", "device", "rank", "commit", "finished")
+
+
+def machine_path(out_dir: Path, run_id: str) -> Path:
+    return Path(out_dir) / "machine" / f"{run_id}.json"
+
+
+def read_machine(out_dir: Path, record: dict) -> dict:
+    """A run's machine facts (MACHINE_FIELDS): its sidecar, or, for a record written before
+    sidecars existed (the committed gpu results), the fields inside the record."""
+    inline = {k: record[k] for k in MACHINE_FIELDS if k in record}
+    return {**inline, **_read_json(machine_path(out_dir, record["id"]))}
 
 
 def _lock_path(out_dir: Path, what: str = "sweep") -> Path:
@@ -500,7 +522,7 @@ def write_snapshots(path: Path, snapshots: dict) -> None:
         arrays[f"step_{frac}"] = np.int64(snap["step"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    save_npz(tmp, **arrays)  # no write time inside: the same rows, the same bytes (DVC hashes them)
     tmp.replace(path)
 
 
@@ -518,17 +540,22 @@ def load_snapshots(run_json: str | Path, table: str = "input") -> dict[str, tupl
     return {f: (int(z[f"step_{f}"]), z[pick(f)].astype(np.float32)) for f in fracs}
 
 
-def record(m: Member, res: dict, device) -> dict:
+def record(m: Member, res: dict) -> dict:
+    """What a run learnt: the same settings give the same record on any machine."""
     return {"id": m.run.id, "experiment": m.run.experiment, "labels": m.run.labels, "seed": m.run.seed,
             "params": m.probe.num_params(), "params_non_embedding": m.probe.num_params(non_embedding=True),
             "lr": m.lr, "final": res["final"], "steps": res["steps"], "early_stopped": res["early_stopped"],
-            "plateau_at": res.get("plateau_at"),
-            "wall_s": res["wall_s"], "ensemble_members": res["members"], "device": device_name(device),
-            "rank": world()[0],
-            "commit": git_commit(), "eval_curve": res["history"]["eval"],
+            "plateau_at": res.get("plateau_at"), "eval_curve": res["history"]["eval"],
             "train_loss": _downsample(res["history"]["train_loss"]), "tests": res.get("tests", {}),
             "snapshot_steps": {f: snap["step"] for f, snap in (res.get("snapshots") or {}).items()},
             "run": {k: v for k, v in m.run.__dict__.items() if k != "labels"}}
+
+
+def machine_record(res: dict, device) -> dict:
+    """Where, when and how fast a run trained (MACHINE_FIELDS), for its sidecar."""
+    return {"wall_s": res["wall_s"], "ensemble_wall_s": res["ensemble_wall_s"], "ensemble_members": res["members"],
+            "device": device_name(device), "rank": world()[0], "commit": git_commit(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Path | None = None,
@@ -551,7 +578,8 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
             path = m.out_dir / "runs" / f"{m.run.id}.json"
             if res.get("snapshots"):  # before the record: a record means the run is complete
                 write_snapshots(path.with_suffix(".npz"), res["snapshots"])
-            written.append((str(path), record(m, res, device)))
+            written.append((str(path), record(m, res), machine_record(res, device)))
+            _write_json(machine_path(m.out_dir, m.run.id), written[-1][2])
             _write_json(path, written[-1][1])
 
     train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="runs", progress=progress,
@@ -559,8 +587,9 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
     if world()[1] > 1:  # every finished run reaches the first process, shared file system or not
         parts = _gather(written)
         if world()[0] == 0:
-            for path, rec in (x for part in parts for x in part):
+            for path, rec, machine in (x for part in parts for x in part):
                 if not Path(path).exists():
+                    _write_json(machine_path(Path(path).parents[1], rec["id"]), machine)
                     _write_json(Path(path), rec)
         _barrier()
     return sum(not _finished(r, o) for r, o in items)
@@ -598,20 +627,21 @@ def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: flo
     records = [rec for r in runs if (rec := _read_json(out_dir / "runs" / f"{r.id}.json"))]
     table = results_table(records)
     _atomic(out_dir / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+    machine = [read_machine(out_dir, r) for r in records]
     prov = provenance(profile=profile, device=resolve_device(device), wall_s=wall_s)
-    commits = {r.get("commit") for r in records}
+    commits = {r.get("commit") for r in machine}
     # the sweeps behind this table: not an earlier one whose runs a change of protocol has
     # since replaced (it trained runs, none from its commit left); learning-rate trials count
     sweeps = [s for s in read_sweep_log(out_dir.parent) if out_dir.name in s["experiments"]
               and (not s.get("runs_trained") or s.get("commit") in commits or not commits)]
     # where the runs trained (the sweeps' machines, else each run's GPU), which may not be
     # where this table is written
-    devices = sorted({s["device"] for s in sweeps} or {r["device"] for r in records})
+    devices = sorted({s["device"] for s in sweeps} or {r["device"] for r in machine if "device" in r})
     if devices:
         prov["device"] = ", ".join(devices)
     prov.update(runs=len(runs), runs_finished=len(records), resumed=resumed,
-                train_wall_s=float(sum(r["wall_s"] for r in records)),
-                run_commits=sorted({r.get("commit", "unrecorded") for r in records}))
+                train_wall_s=float(sum(r.get("wall_s", 0.0) for r in machine)),
+                run_commits=sorted({r.get("commit", "unrecorded") for r in machine}))
     if sweeps:  # experiments train together: the wall time of the sweeps that trained this one
         prov["sweep_wall_s"] = float(sum(s["wall_s"] for s in sweeps))
         prov["sweeps"] = len(sweeps)
@@ -648,9 +678,10 @@ def read_sweep_log(profile_dir: Path) -> list[dict]:
 
 
 def results_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run, of what it learnt only (no wall time or device: MACHINE_FIELDS)."""
     rows = [{"experiment": r["experiment"], "id": r["id"], **r["labels"], "seed": r["seed"],
              "params": r["params"], "params_non_embedding": r["params_non_embedding"], "lr": r["lr"],
-             **r["final"], "steps": r["steps"], "wall_s": r["wall_s"], "device": r["device"]}
+             **r["final"], "steps": r["steps"]}
             for r in records]
     return pd.DataFrame(rows)
 
@@ -663,7 +694,7 @@ def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, dict]:
 def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
                     progress: bool = True, time_budget_s: float | None = None,
                     only: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
-    """Train several experiments of params.yaml together (their runs share ensembles), then
+    """Train several experiments of experiments.yaml together (their runs share ensembles), then
     write each one's results table and provenance. Returns the tables of finished runs.
     With `only` ({label: values}, lib.config.select_runs) just those runs train; the tables
     hold every finished run.

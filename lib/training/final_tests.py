@@ -1,7 +1,7 @@
 """Tests of a trained model beyond its validation set, run by the sweep runner once a
 run has trained and stored in its record under `tests`.
 
-An experiment asks for them in params.yaml:
+An experiment asks for them in experiments.yaml:
 
     tests:
       extrapolation: {lengths: [100, 200, 400], n: 2000}   # paper B: greedy exact match per length
