@@ -15,6 +15,7 @@ import pandas as pd
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED = "reproduced", "partly", "not reproduced", "not tested"
 INF = float("inf")
+NO_AUDIT = "–"  # the audit cell of a claim no external result speaks to (lib/external.py)
 
 
 # ---- helpers: means over seeds, thresholds, text -------------------------------------------------
@@ -247,24 +248,30 @@ def judge(claim: Claim, frames: dict[str, pd.DataFrame]) -> tuple[str, str]:
     return claim.rule(*(frames[e] for e in claim.experiments))
 
 
-def claims_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per claim: claim, paper statement, paper numbers, ours, verdict, rule."""
+def claims_table(frames: dict[str, pd.DataFrame], audits: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per claim: claim, paper statement, paper numbers, audit, ours, verdict, rule.
+    `audits`: the audit cell per claim (lib.external.audit_texts); '–' where none is given."""
+    audits = audits or {}
     rows = []
     for c in CLAIMS:
         ours, v = judge(c, frames)
         rows.append({"claim": c.id, "paper statement": c.statement, "paper numbers": c.paper,
-                     "ours": ours, "verdict": v, "rule": rule_text(c)})
+                     "audit": audits.get(c.id, NO_AUDIT), "ours": ours, "verdict": v, "rule": rule_text(c)})
     return pd.DataFrame(rows)
 
 
-def rules_table(claims: list[Claim], tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def rules_table(claims: list[Claim], tables: dict[str, pd.DataFrame],
+                audits: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per claim (claim, statement, paper, ours, verdict, rule) for rules that
     judge missing data themselves: an experiment without results reaches its rule as an
-    empty table, and the rule says what it could not test (paper B's claims, paper A's C3)."""
+    empty table, and the rule says what it could not test (paper B's claims, paper A's C3).
+    With `audits` (claim -> cell, lib.external.audit_texts) an `audit` column sits between
+    paper and ours ('–' for a claim it lacks); paper B, which no audit covers, passes none."""
     rows = []
     for c in claims:
         ours, v = c.rule(*(tables.get(e, pd.DataFrame()) for e in c.experiments))
-        rows.append({"claim": c.id, "statement": c.statement, "paper": c.paper, "ours": ours,
+        audit = {} if audits is None else {"audit": audits.get(c.id, NO_AUDIT)}
+        rows.append({"claim": c.id, "statement": c.statement, "paper": c.paper, **audit, "ours": ours,
                      "verdict": v, "rule": rule_text(c)})
     return pd.DataFrame(rows)
 

@@ -136,9 +136,10 @@ CLAIMS = [
 ]
 
 
-def claims_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per claim: claim, statement, paper, ours, verdict, rule."""
-    return rules_table(CLAIMS, tables)
+def claims_table(tables: dict[str, pd.DataFrame], audits: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per claim: claim, statement, paper, audit ('–' where `audits`, from
+    lib.external.audit_texts, has none), ours, verdict, rule."""
+    return rules_table(CLAIMS, tables, audits or {})
 
 
 def table1_side_by_side(table: pd.DataFrame) -> pd.DataFrame:

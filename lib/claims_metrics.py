@@ -37,6 +37,9 @@ KEY_NUMBERS = {
     "C2-window": ("SSM-TF copy accuracy at window 100", rf"copy SSM-TF: best [\d.]+ \(window \d+\), {NUMBER} at window 100"),
     "C3-length": ("hybrid - TF accuracy at long lengths", rf"hybrid - TF: short [+-]?[\d.]+, long {NUMBER}"),
     "C3-ood": ("training proportions where the hybrid is best", rf"hybrid best at {NUMBER} of"),
+    # A-claims-theory (lib/theory_a.py): the numbers each rule compares with its limit
+    "A-thm3.7": ("max witness accuracy of the models Thm 3.7 binds", rf"max witness accuracy {NUMBER}"),
+    "A-thm3.3-vacuous": ("Thm 3.3 displayed bound, max over settings (bits)", rf"displayed bound max {NUMBER} bits"),
 }
 
 

@@ -640,7 +640,7 @@ def thm37_witness(witness: pd.DataFrame) -> tuple[str, str]:
 
 def thm33_vacuous(table: pd.DataFrame) -> tuple[str, str]:
     """Reproduced (the audit's observation holds) if at every setting where Thm 3.3 is
-    instantiated (m > 0) with an injective G (q >= q_min), q log|Y| >= m log|V|, so the displayed
+    instantiated (m > 0) with an injective G (q >= q_min), q log #Y >= m log #V, so the displayed
     bound is <= 0; not reproduced if one such setting has a positive displayed bound; not tested
     without an instantiated setting."""
     if table is None or table.empty:
@@ -650,17 +650,19 @@ def thm33_vacuous(table: pd.DataFrame) -> tuple[str, str]:
         return "no setting instantiates Thm 3.3", NOT_TESTED
     pos = inst[inst["Thm 3.3 displayed (bits)"] > 1e-9]
     ours = (f"{len(inst)} settings: displayed bound max {inst['Thm 3.3 displayed (bits)'].max():+.3f} bits "
-            f"(q log|Y| - m log|V| min {(inst['q log #Y'] - inst['m log #V']).min():+.3f}); "
+            f"(q log #Y - m log #V min {(inst['q log #Y'] - inst['m log #V']).min():+.3f}); "
             f"our Fano form {inst['Thm 3.3 Fano, ours (bits)'].min():.1f}-{inst['Thm 3.3 Fano, ours (bits)'].max():.1f} bits")
     return ours, REPRODUCED if pos.empty else NOT_REPRODUCED
 
 
+# A-claims-theory's rows. Their texts write a set's size #Y, not |Y|: '|' would split the
+# markdown table's cells.
 CLAIMS_THEORY = [
     Claim("A-thm3.7", "any sliding-window Transformer (no SSM layer) with sum of windows below R cannot beat "
           "1/2 on R-locally-sensitive pairs (Thm 3.7).", "Thm 3.7: sum_i W_i >= R; Thms 4.2, 4.5: >= Omega(L)",
           ("witness",), thm37_witness),
-    Claim("A-thm3.3-vacuous", "audit (3P): Thm 3.3's injectivity assumption forces q log|Y| >= m log|V|, so its "
-          "displayed bound is vacuous.", "Thm 3.3: sum_i log|S_i| >= Omega(m log|V| - q log|Y|)",
+    Claim("A-thm3.3-vacuous", "audit (3P): Thm 3.3's injectivity assumption forces q log #Y >= m log #V, so its "
+          "displayed bound is vacuous.", "Thm 3.3: sum_i log #S_i >= Omega(m log #V - q log #Y)",
           ("A-tab-theory",), thm33_vacuous),
 ]
 

@@ -157,7 +157,7 @@ def test_table_marks_missing_results_not_tested():
     df4 = frame({"TF-TF": [.056, .352, .727, .923], "SSM-SSM": [.084, .305, .485, .931],
                  "TF-SSM": [.100, .433, .822, .908], "SSM-TF": [.087, .999, 1.0, 1.0]})
     table = claims.claims_table({"A-fig4": df4})
-    assert list(table.columns) == ["claim", "paper statement", "paper numbers", "ours", "verdict", "rule"]
+    assert list(table.columns) == ["claim", "paper statement", "paper numbers", "audit", "ours", "verdict", "rule"]
     assert list(table["claim"]) == ["C2-copy", "C2-ard", "C2-mkar", "C2-nh", "C2-vocab", "C2-heads",
                                     "C2-adversarial", "C2-window"]
     verdicts = dict(zip(table["claim"], table["verdict"]))

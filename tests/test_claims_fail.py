@@ -3,13 +3,14 @@ synthetic result set it judges "reproduced", must change its verdict when the da
 reads is perturbed: two architectures' results swapped, a curve shifted across one of
 its thresholds, one sub-statement broken at a time. A rule that cannot flip tests nothing.
 
-Paper A: lib/claims.py (C2-*) and lib/claims_a_scale.py (C3-*). Paper B:
-lib/claims_b.py (F1-F3, n-gram retrieval) and lib/claims_b_position.py (F4-F7, position
-retrieval). The paper B builders of run records are the ones of tests/test_claims_b.py
-and tests/test_position.py.
+Paper A: lib/claims.py (C2-*), lib/claims_a_scale.py (C3-*) and lib/theory_a.py
+(A-thm3.7, A-thm3.3-vacuous, on real models and bounds). Paper B: lib/claims_b.py (F1-F3,
+n-gram retrieval) and lib/claims_b_position.py (F4-F7, position retrieval). The paper B
+builders of run records are the ones of tests/test_claims_b.py and tests/test_position.py.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import pandas as pd
@@ -18,7 +19,7 @@ import pytest
 import test_claims_b as NB  # paper B run records (n-gram)
 import test_position as PB  # paper B run records (position)
 import test_scale as SC  # paper A A-scale run records
-from lib import claims, claims_a_scale, claims_b, claims_b_position
+from lib import claims, claims_a_scale, claims_b, claims_b_position, theory_a
 from lib.claims import NOT_REPRODUCED, PARTLY, REPRODUCED
 from lib.plots import position as P
 
@@ -262,6 +263,51 @@ def _with(**cols) -> pd.DataFrame:
 ])
 def test_c3_ood_flips(table, to):
     flips(claims_a_scale.c3_ood, (ood_table(PAPER),), (ood_table(table),), to)
+
+
+# ==== paper A: A-claims-theory (lib/theory_a.py) ================================================
+
+def witness_rows(leak: bool = False) -> pd.DataFrame:
+    """Real models on real witness pairs (selective copy, L 24, R 24): a TF-TF of windows 4
+    (receptive field 7, bound) and the hand-built SSM-TF (unbound, right on both members).
+    leak: the hybrid taken for a windowed Transformer, as a window mask that lets the last
+    position see position 0 would make it: a bound model at accuracy 1."""
+    from lib.constructions import build_selective_copy
+    from lib.models import build_model, micro
+    from lib.tasks import make_task
+    task = make_task("selective_copy", num_vocab=6, numbers=3, length=24)
+    pairs = theory_a.witness_pairs(task, 200)
+    tf = build_model(micro("TF-TF", 8, window=4), task.vocab_size, task.seq_len, seed=0)
+    rows = pd.DataFrame([theory_a.witness_eval(m, task, pairs) for m in (tf, build_selective_copy(task=task))])
+    rows["trained"] = False
+    if leak:
+        rows.loc[1, "bound"] = True
+    return rows
+
+
+def test_thm37_witness_flips_when_a_bound_model_beats_one_half():
+    flips(theory_a.thm37_witness, (witness_rows(),), (witness_rows(leak=True),), NOT_REPRODUCED)
+
+
+def bounds_rows() -> pd.DataFrame:
+    """Thm 3.3 at the fewest injective controls q = q_min, in A-tab-theory's columns: paper A's
+    selective copy (5 distances, 26 words), recall with decoding (16 keys, 16 values) and the
+    audit's case (m 4, #V 4, #Y 2)."""
+    rows = []
+    for m, V, Y in ((5, 26, 26), (16, 16, 16), (4, 4, 2)):
+        q = theory_a.q_min_injective(m, V, Y)
+        rows.append({"m": m, "q": q, "q_min": q, "m log #V": m * math.log2(V), "q log #Y": q * math.log2(Y),
+                     "Thm 3.3 displayed (bits)": theory_a.thm33_displayed(m, V, q, Y),
+                     "Thm 3.3 Fano, ours (bits)": theory_a.thm33_fano(m, V, q, Y)})
+    return pd.DataFrame(rows)
+
+
+def test_thm33_vacuous_flips_when_fewer_controls_count_as_injective(monkeypatch):
+    """A q_min one short (G taken as injective with too few controls) gives a positive display."""
+    base = bounds_rows()
+    q_min = theory_a.q_min_injective
+    monkeypatch.setattr(theory_a, "q_min_injective", lambda m, V, Y: q_min(m, V, Y) - 1)
+    flips(theory_a.thm33_vacuous, (base,), (bounds_rows(),), NOT_REPRODUCED)
 
 
 # ==== paper B: F1-F3 (lib/claims_b.py) ===========================================================

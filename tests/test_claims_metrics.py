@@ -41,4 +41,8 @@ def test_committed_claims_have_a_key_number_and_metrics(csv):
 def test_every_paper_a_claim_has_a_key_number():
     from lib.claims import CLAIMS
     from lib.claims_a_scale import CLAIMS as SCALE
-    assert {c.id for c in [*CLAIMS, *SCALE]} <= set(KEY_NUMBERS)
+    from lib.theory_a import CLAIMS_THEORY
+    assert {c.id for c in [*CLAIMS, *SCALE, *CLAIMS_THEORY]} <= set(KEY_NUMBERS)
+    assert key_number("A-thm3.7", "17 bound models (0 trained): max witness accuracy 0.500, answers agree") == \
+        ("max witness accuracy of the models Thm 3.7 binds", 0.5)
+    assert key_number("A-thm3.3-vacuous", "5 settings: displayed bound max +0.000 bits (q log")[1] == 0.0
