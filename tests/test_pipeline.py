@@ -91,6 +91,22 @@ def test_sweep_writes_results_and_resumes(tmp_path):
     assert again.equals(table)  # same seed, same numbers
 
 
+def test_cpu_worker_processes_give_the_numbers_of_one_process(tmp_path, monkeypatch):
+    """On a CPU, ensembles train side by side in worker processes, one thread each: the
+    records are those of the same sweep in one process (and of a core count of one)."""
+    from lib.sweeps.runner import cpu_workers
+
+    runs = expand_runs(tiny_spec())  # two shapes: two ensembles, one per worker
+    records = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("COMPANION_CPU_WORKERS", workers)
+        assert cpu_workers() == int(workers)
+        out = tmp_path / f"workers{workers}"
+        run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
+        records[workers] = {f.name: f.read_bytes() for f in (out / "runs").glob("*.json")}
+    assert len(records["1"]) == 4 and records["1"] == records["2"]
+
+
 def test_run_records_and_table_hold_nothing_machine_dependent(tmp_path):
     """A run's record, snapshots and the results table are the same bytes on any machine and
     at any time (DVC hashes them); its device, commit and wall times go to its machine sidecar,

@@ -15,6 +15,9 @@ with data/results on a shared file system or gathered to the first process):
 
     torchrun --nproc-per-node 4 -m lib.sweeps --profile gpu --experiments all
 
+On a CPU, ensembles train side by side in worker processes of one thread each, one per
+core (--cpu-workers N): a micro model's ops are too small to gain from torch's threads.
+
 Paper B's models are trained one per ensemble, each from its own thread; threads of one
 process share the Python interpreter, so several processes per GPU keep the GPUs busier
 (two: at four, an 80 GB H100 ran out of memory in two of three sweeps):
@@ -48,7 +51,8 @@ ap.add_argument("--only", action="append", default=[], metavar="LABEL=V1,V2",
                 help="train only the runs whose grid label (or seed) takes one of these values; repeatable")
 KNOBS = {  # option -> the environment variable the library reads
     "workdir": "COMPANION_WORKDIR", "concurrent": "COMPANION_CONCURRENT",
-    "checkpoints": "COMPANION_CHECKPOINTS", "data_processes": "COMPANION_DATA_PROCESSES"}
+    "checkpoints": "COMPANION_CHECKPOINTS", "data_processes": "COMPANION_DATA_PROCESSES",
+    "cpu_workers": "COMPANION_CPU_WORKERS"}
 ap.add_argument("--workdir", metavar="DIR", help="where data/ and figures/ are written (default: the repository) "
                 "[COMPANION_WORKDIR]")
 ap.add_argument("--concurrent", type=int, metavar="N", help="ensembles training at once on one GPU (default 16) "
@@ -57,6 +61,8 @@ ap.add_argument("--checkpoints", metavar="DIR", help="save ensembles' state ever
                 "sweep resumes mid-ensemble [COMPANION_CHECKPOINTS]")
 ap.add_argument("--data-processes", type=int, metavar="N", help="worker processes making training batches "
                 "(default 0: in the training threads) [COMPANION_DATA_PROCESSES]")
+ap.add_argument("--cpu-workers", type=int, metavar="N", help="processes training ensembles side by side on a CPU, "
+                "one thread each (default: one per core) [COMPANION_CPU_WORKERS]")
 args = ap.parse_args()
 for option, variable in KNOBS.items():
     if getattr(args, option) is not None:

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -404,10 +404,8 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
     bar = tqdm(total=len(order), desc=desc, disable=not progress or lines)
     count = _ProgressLines(desc, sum(len(ens) for ens in order), enabled=lines)
     if device.type != "cuda":
-        for ens in order:
-            if deadline is not None and time.time() > deadline:
-                break
-            _finish(on_done, ens, _train(ens, device, data_dir, streams))
+        for ens, results in _train_on_cpu(order, data_dir, streams, deadline):
+            _finish(on_done, ens, results)
             bar.update(1)
             count.done(ens)
         return bar.close()
@@ -451,6 +449,60 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
                 bar.update(1)
                 count.done(ens)
     bar.close()
+
+
+def cpu_workers() -> int:
+    """Processes that train ensembles at once on a CPU (`python -m lib.sweeps --cpu-workers N`
+    sets it; default: one per core this process may use, shared among torchrun's processes)."""
+    if os.environ.get("COMPANION_CPU_WORKERS"):
+        return int(os.environ["COMPANION_CPU_WORKERS"])
+    return max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """A micro model's ops are too small for torch's intra-op threads: one thread per
+    ensemble trains as fast as two (measured, docs/benchmarks.md), so a CPU's cores go to
+    ensembles side by side instead. Every CPU ensemble trains on one thread, whatever the
+    machine's core count, so the same seed gives the same numbers everywhere."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _cpu_worker(ens: list[Member], data_dir: Path) -> list[dict]:
+    """One ensemble in a worker process (its own stream cache: the blocks are the same)."""
+    torch.set_num_threads(1)
+    return _train(ens, torch.device("cpu"), data_dir, _announce([ens]))
+
+
+def _train_on_cpu(order: list[list[Member]], data_dir: Path, streams: StreamCache, deadline: float | None):
+    """Yield (ensemble, results) as ensembles finish: in this process when one worker is
+    asked for or there is one ensemble, else in a pool of cpu_workers() processes."""
+    workers = min(cpu_workers(), len(order))
+    if workers <= 1:
+        with _one_thread():
+            for ens in order:
+                if deadline is not None and time.time() > deadline:
+                    return
+                yield ens, _train(ens, torch.device("cpu"), data_dir, streams)
+        return
+    import multiprocessing
+    # spawn, not fork: a forked child of a process whose OpenMP threads have started can hang
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        todo, running = list(order), {}
+        while todo or running:
+            while todo and len(running) < workers and (deadline is None or time.time() < deadline):
+                ens = todo.pop(0)
+                running[pool.submit(_cpu_worker, ens, data_dir)] = ens
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield running.pop(f), f.result()
 
 
 def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path, progress: bool,
