@@ -444,7 +444,7 @@ def test_f5_flips_on_each_sub_statement(perturbed, fails):
 def _snapshot_runs(tmp_path, monkeypatch, rows: dict):
     import torch
 
-    from lib.sweeps.runner import write_snapshots
+    from lib.results import write_snapshots
     monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
     runs = [PB.record(n, PB.curve(None)) for n in rows]
     folder = tmp_path / "data" / "results" / "quick" / "B-position" / "runs"

@@ -10,7 +10,7 @@ from lib.models import build_model
 from lib.models.zoo import paper_b
 from lib.plots import position as P
 from lib.plots.retrieval import runs_table
-from lib.sweeps.runner import write_snapshots
+from lib.results import write_snapshots
 from lib.tasks import make_task
 from lib.training import TrainConfig, train
 

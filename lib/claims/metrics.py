@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
-from .config import ROOT
+from .rules import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
+from ..config import ROOT
 
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED)
 NUMBER = r"(never|[+-]?[\d,]*\.?\d+)"

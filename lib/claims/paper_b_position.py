@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .claims import Claim, rules_table
-from .claims_b import (LEVEL, SSMS, TRANSFORMERS, Check, by_model, clearly_more_efficient, combine_checks,
-                       efficiency, listing, more_efficient, state_models)
-from .plots import position as P
-from .plots.retrieval import label
+from ..analysis import position as P
+from ..analysis.retrieval import LEVEL, efficiency, label
+from .paper_b_ngram import (SSMS, TRANSFORMERS, Check, by_model, clearly_more_efficient, combine_checks, listing,
+                            more_efficient, state_models)
+from .rules import Claim, rules_table
 
 __all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f4", "f5", "f6", "f7"]
 

@@ -20,7 +20,7 @@ import torch
 
 from ..models import build_model
 from ..models.zoo import paper_b
-from ..plots.position import edge_split, index_distance_correlation, knn_index_distance, random_knn_distance
+from ..analysis.position import edge_split, index_distance_correlation, knn_index_distance, random_knn_distance
 from ..provenance import device_name, git_commit
 from ..tasks import make_task
 from ..training import TrainConfig, resolve_device, train

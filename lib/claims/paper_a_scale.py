@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
-from .plots import scale as S
+from .rules import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
+from ..analysis import scale as S
 
 SHORT = (20, 50)       # "short": the training lengths
 LONG_FROM = 150        # "long": lengths of 150 tokens and more (3x the longest training example)

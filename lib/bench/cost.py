@@ -36,7 +36,7 @@ from ..config import expand_runs, experiment_spec
 from ..provenance import device_name, git_commit
 from ..training import TrainConfig, resolve_device, train_ensemble
 from ..training.loop import lr_trials, trial_config
-from .runner import Member, _budget, concurrent_ensembles, learning_rate, pack
+from ..sweeps.runner import Member, concurrent_ensembles, learning_rate, memory_budget, pack
 
 
 def plan(names: list[str], profile: str, device, out_dir: Path) -> dict[str, list[list[Member]]]:
@@ -54,7 +54,7 @@ def plan(names: list[str], profile: str, device, out_dir: Path) -> dict[str, lis
             else:
                 lr = learning_rate(run, out_dir)
             members.append(Member(run, lr, run.seed, run.train, out_dir))
-        out[name] = pack(members, *_budget(device))
+        out[name] = pack(members, *memory_budget(device))
     return out
 
 
