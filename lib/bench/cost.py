@@ -1,7 +1,7 @@
 """What would a sweep cost? Measures, on this device, the training speed of every kind of
 ensemble an experiment's sweep would form, and projects the sweep's GPU time from it.
 
-    python -m lib.sweeps.cost --profile paper --experiments A-scale,B-position [--steps 30] [--json out.json]
+    python -m lib.bench.cost --profile paper --experiments A-scale,B-position [--steps 30] [--json out.json]
 
 The sweep's own planning decides what is timed: its runs (and learning-rate trials) are
 packed into ensembles exactly as `lib.sweeps` packs them. For each kind of ensemble (one
@@ -129,7 +129,7 @@ def project(kinds: list[dict]) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lib.sweeps.cost")
+    ap = argparse.ArgumentParser(prog="python -m lib.bench.cost")
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--experiments", required=True, help="comma-separated names")
     ap.add_argument("--steps", type=int, default=30, help="timed steps (beyond --short)")

@@ -1,12 +1,12 @@
 """Paper B's n-gram retrieval claims (F1-F3), each decided by explicit rules over our runs.
 
-A rule takes run tables (lib.plots.retrieval.runs_table or load_experiment: one row per
+A rule takes run tables (lib.analysis.retrieval.runs_table or load_experiment: one row per
 run, its record in the `record` column) and returns (ours, verdict), following
-lib/claims.py: `ours` states the numbers the verdict rests on, and the rule's docstring is
+lib.claims.rules: `ours` states the numbers the verdict rests on, and the rule's docstring is
 the rule, printed as such in the claims table. Each claim is split into sub-statements
 (a), (b), ...; each is checked by a quantitative test on the models it names. Per model,
 only the runs of its best learning rate count, chosen as B's figures choose them
-(lib.plots.retrieval.best_lr with the early-stop threshold), averaged over their seeds.
+(lib.analysis.retrieval.best_lr with the early-stop threshold), averaged over their seeds.
 
 A sub-statement is "not tested" when a model it names has no runs at this profile (for a
 group such as "hybrids", when none of the group has); the claim's verdict is then
