@@ -2,8 +2,9 @@
 (nothing is imported; a function's lazy import counts like any other).
 
 LAYERS is the rule, lowest first: a module may import its own layer and the layers below
-it, never one above. Only lib.plots draws (matplotlib, seaborn). A new module of lib/ must
-be placed in a layer here."""
+it, never one above. Two more: above the sweeps results are read (lib.results), not made,
+so the readers never import the layers that train or measure; and only lib.plots draws
+(matplotlib, seaborn). A new module of lib/ must be placed in a layer here."""
 import ast
 from pathlib import Path
 
@@ -23,6 +24,7 @@ LAYERS = [  # (name, its packages and modules), lowest first
     ("plots", ("lib.plots",)),
     ("tools", ("lib.notebook_imports", "lib.sync_notebooks")),  # for dvc.yaml and the notebooks, above all
 ]
+READERS, PRODUCERS = ("lib.analysis", "lib.claims", "lib.plots"), ("lib.sweeps", "lib.bench")
 DRAWING = ("matplotlib", "seaborn")
 DRAWS = ("lib.plots",)  # the only layer that may import DRAWING
 
@@ -38,9 +40,13 @@ def _package(path: Path) -> str:
     return module if path.name == "__init__.py" else module.rpartition(".")[0]
 
 
+def _within(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
 def _rank(name: str) -> int | None:
     for rank, (_, members) in enumerate(LAYERS):
-        if any(name == m or name.startswith(m + ".") for m in members):
+        if _within(name, members):
             return rank
     return None
 
@@ -66,17 +72,21 @@ def test_every_module_has_a_layer():
 def test_imports_only_look_down(module):
     path, rank = MODULES[module], _rank(module)
     tree = ast.parse(path.read_text())
-    above = sorted({f"{name} ({LAYERS[r][0]})" for name in lib_imports(tree, _package(path))
-                    if (r := _rank(name)) is not None and r > rank})
+    imported = lib_imports(tree, _package(path))
+    above = sorted({f"{name} ({LAYERS[r][0]})" for name in imported if (r := _rank(name)) is not None and r > rank})
     assert not above, f"{module} ({LAYERS[rank][0]}) imports from a layer above it: {above}"
-    if not any(module == d or module.startswith(d + ".") for d in DRAWS):
+    if _within(module, READERS):
+        producers = sorted(name for name in imported if _within(name, PRODUCERS))
+        assert not producers, f"{module} reads results through lib.results, not {producers}"
+    if not _within(module, DRAWS):
         drawing = sorted(_third_party(tree) & set(DRAWING))
         assert not drawing, f"{module} draws ({drawing}); drawing belongs in lib.plots"
 
 
-def test_the_rule_catches_an_upward_import(tmp_path):
+def test_the_rule_catches_an_upward_import():
     """The check itself: a relative import from analysis into plots is seen as one."""
     tree = ast.parse("def f():\n    from ..plots import retrieval\n")
     names = lib_imports(tree, "lib.analysis")
     assert "lib.plots.retrieval" in names and _rank("lib.plots.retrieval") > _rank("lib.analysis.retrieval")
     assert _rank("lib.sweeps.runner") < _rank("lib.bench.cost") and _rank("lib.results") < _rank("lib.sweeps")
+    assert _within("lib.plots.position", READERS) and _within("lib.sweeps.runner", PRODUCERS)

@@ -6,5 +6,6 @@
     scale       paper A at larger scale: length curves, Table 1
     ladder      difficulty ladders: examples to a threshold per rung, trends
 
-Below lib.claims and lib.plots, above lib.results (tests/test_layering.py).
+Below lib.claims and lib.plots; it reads results through lib.results, never lib.sweeps
+(tests/test_layering.py).
 """
