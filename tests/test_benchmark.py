@@ -1,4 +1,4 @@
-"""lib.sweeps.benchmark, the ensemble speed-up benchmark: it runs on the CPU, and its
+"""lib.bench.benchmark, the ensemble speed-up benchmark: it runs on the CPU, and its
 --compile probe trains to the same losses as the library's own path, and leaves the
 library as it found it."""
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from lib.models import ensemble
-from lib.sweeps.benchmark import main
+from lib.bench.benchmark import main
 from lib.training import loop
 
 

@@ -9,7 +9,7 @@ pytest.importorskip("accelerate")  # transformers' Trainer needs it
 
 
 def test_benchmark_b_runs_on_cpu(tmp_path):
-    from lib.sweeps.benchmark_b import main
+    from lib.bench.benchmark_b import main
 
     out = tmp_path / "bench.json"
     main(["--device", "cpu", "--allow-cpu", "--families", "transformer", "--steps", "2", "--batch", "2",
@@ -28,7 +28,7 @@ def test_benchmark_b_runs_on_cpu(tmp_path):
 def test_packed_mamba_trains_as_unpacked(tmp_path):
     """Two examples a row (`packed`) train a Mamba exactly as one a row (`graphed`): the
     same examples, the same losses after the same steps, up to float rounding."""
-    from lib.sweeps.benchmark_b import main
+    from lib.bench.benchmark_b import main
 
     rows = {r["path"]: r for r in main(["--device", "cpu", "--allow-cpu", "--families", "mamba",
                                         "--paths", "graphed,packed", "--steps", "2", "--batch", "5"])}

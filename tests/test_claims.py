@@ -1,10 +1,10 @@
-"""Each claim rule of lib/claims.py on small synthetic results: one case that clearly
+"""Each claim rule of lib/claims/paper_a.py on small synthetic results: one case that clearly
 reproduces the claim, one that clearly does not (and a few in between)."""
 import pandas as pd
 import pytest
 
-from lib import claims
-from lib.claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
+import lib.claims.paper_a as claims
+from lib.claims.rules import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
 
 WIDTHS = (4, 8, 16, 24)
 # parameter counts of paper A's selective-copy models at these widths (lib.models)

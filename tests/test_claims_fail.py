@@ -3,10 +3,10 @@ synthetic result set it judges "reproduced", must change its verdict when the da
 reads is perturbed: two architectures' results swapped, a curve shifted across one of
 its thresholds, one sub-statement broken at a time. A rule that cannot flip tests nothing.
 
-Paper A: lib/claims.py (C2-*), lib/claims_a_scale.py (C3-*) and lib/theory_a.py
-(A-thm3.7, A-thm3.3-vacuous, on real models and bounds). Paper B: lib/claims_b.py (F1-F3,
-n-gram retrieval) and lib/claims_b_position.py (F4-F7, position retrieval). The paper B
-builders of run records are the ones of tests/test_claims_b.py and tests/test_position.py.
+Paper A: lib/claims/paper_a.py (C2-*), lib/claims/paper_a_scale.py (C3-*) and lib/claims/paper_a_theory.py
+(A-thm3.7, A-thm3.3-vacuous, on real models and bounds). Paper B: lib/claims/paper_b_ngram.py (F1-F3,
+n-gram retrieval) and lib/claims/paper_b_position.py (F4-F7, position retrieval). The paper B
+builders of run records are the ones of tests/test_paper_b_ngram.py and tests/test_position.py.
 """
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ import re
 import pandas as pd
 import pytest
 
-import test_claims_b as NB  # paper B run records (n-gram)
+import test_paper_b_ngram as NB  # paper B run records (n-gram)
 import test_position as PB  # paper B run records (position)
 import test_scale as SC  # paper A A-scale run records
-from lib import claims, claims_a_scale, claims_b, claims_b_position, theory_a
-from lib.claims import NOT_REPRODUCED, PARTLY, REPRODUCED
-from lib.plots import position as P
+from lib.analysis import position as P
+import lib.claims.paper_a as claims
+import lib.claims.paper_a_scale as paper_a_scale
+import lib.claims.paper_a_theory as theory_a
+import lib.claims.paper_b_ngram as paper_b_ngram
+import lib.claims.paper_b_position as paper_b_position
+from lib.claims.rules import NOT_REPRODUCED, PARTLY, REPRODUCED
 
 
 def outcomes(ours: str) -> list[str]:
@@ -45,7 +49,7 @@ def flips(rule, base: tuple, perturbed: tuple, to: str | None = None, fails: str
     return ours2
 
 
-# ==== paper A: C2 (lib/claims.py) ================================================================
+# ==== paper A: C2 (lib/claims/paper_a.py) ==========================================================
 
 WIDTHS = (4, 8, 16, 24)
 PARAMS = {"TF-TF": (488, 1488, 5024, 10608), "TF-SSM": (872, 2192, 6176, 12048),
@@ -210,7 +214,7 @@ def test_c2_window_flips(perturb, to):
     flips(claims.c2_window, (WORSE, WORSE), perturb(WORSE, WORSE), to)
 
 
-# ==== paper A: C3 (lib/claims_a_scale.py) ========================================================
+# ==== paper A: C3 (lib/claims/paper_a_scale.py) ========================================================
 
 def length_table(curves: dict[str, tuple[float, float]]) -> pd.DataFrame:
     return SC.table(*(SC.record(a, 0.2, SC.curve(s, l)) for a, (s, l) in curves.items()))
@@ -226,9 +230,9 @@ LENGTH_OK = {"T_rope": (0.80, 0.60), "mamba": (0.60, 0.30), "hybrid": (0.82, 0.7
     ({"T_rope": LENGTH_OK["hybrid"], "hybrid": LENGTH_OK["T_rope"], "mamba": LENGTH_OK["mamba"]}, "ac"),  # swapped
 ])
 def test_c3_length_flips(curves, fails):
-    base = claims_a_scale.c3_length(length_table(LENGTH_OK))
+    base = paper_a_scale.c3_length(length_table(LENGTH_OK))
     assert base[1] == REPRODUCED, base[0]
-    ours, v = claims_a_scale.c3_length(length_table(curves))
+    ours, v = paper_a_scale.c3_length(length_table(curves))
     assert v == PARTLY, ours
     # the rule's text gives no per-check outcome: recompute which of (a)-(c) the data breaks
     s = {a: c[0] for a, c in curves.items()}
@@ -239,7 +243,7 @@ def test_c3_length_flips(curves, fails):
     assert {k for k, h in held.items() if not h} == set(fails)
 
 
-PAPER = claims_a_scale.PAPER_TABLE1
+PAPER = paper_a_scale.PAPER_TABLE1
 COLS = (("mamba", "SSM"), ("T_rope", "TF"), ("hybrid", "Hybrid"))
 
 
@@ -262,10 +266,10 @@ def _with(**cols) -> pd.DataFrame:
     (_with(TF=[0.47, 0.40, 0.64, 0.63, 0.63, 0.47 + 0.34]), PARTLY),            # TF gains more than the hybrid
 ])
 def test_c3_ood_flips(table, to):
-    flips(claims_a_scale.c3_ood, (ood_table(PAPER),), (ood_table(table),), to)
+    flips(paper_a_scale.c3_ood, (ood_table(PAPER),), (ood_table(table),), to)
 
 
-# ==== paper A: A-claims-theory (lib/theory_a.py) ================================================
+# ==== paper A: A-claims-theory (lib/claims/paper_a_theory.py) ================================================
 
 def witness_rows(leak: bool = False) -> pd.DataFrame:
     """Real models on real witness pairs (selective copy, L 24, R 24): a TF-TF of windows 4
@@ -310,7 +314,7 @@ def test_thm33_vacuous_flips_when_fewer_controls_count_as_injective(monkeypatch)
     flips(theory_a.thm33_vacuous, (base,), (bounds_rows(),), NOT_REPRODUCED)
 
 
-# ==== paper B: F1-F3 (lib/claims_b.py) ===========================================================
+# ==== paper B: F1-F3 (lib/claims/paper_b_ngram.py) ===========================================================
 
 F1_AUC = {"transformer_nope": 0.1, "mamba": 0.1}
 
@@ -323,7 +327,7 @@ def test_f1_swapping_a_hybrid_and_an_ssm_breaks_a_and_c():
     """Hybrid2S M2 and Mamba2 exchange their results: (a) fails, and Mamba2's state 16 now
     beats its states 32/64, so (c) fails too."""
     swapped = {"hybrid2s_m2": NB.PAPER_F1["mamba2"], "mamba2": NB.PAPER_F1["hybrid2s_m2"]}
-    flips(claims_b.f1, f1_args(), f1_args(swapped), PARTLY, fails="ac")
+    flips(paper_b_ngram.f1, f1_args(), f1_args(swapped), PARTLY, fails="ac")
 
 
 @pytest.mark.parametrize("at, state, fails", [
@@ -335,7 +339,7 @@ def test_f1_swapping_a_hybrid_and_an_ssm_breaks_a_and_c():
     ({"hybridI_2m": 250000}, None, "d"),                           # a HybridI with N < 4 slower than TF-RoPE
 ])
 def test_f1_flips_on_each_sub_statement(at, state, fails):
-    flips(claims_b.f1, f1_args(), f1_args(at, state), PARTLY, fails=fails)
+    flips(paper_b_ngram.f1, f1_args(), f1_args(at, state), PARTLY, fails=fails)
 
 
 def f2_args(suffix=None, prefix=None):
@@ -350,14 +354,14 @@ def f2_args(suffix=None, prefix=None):
       "hybridI_1m2": NB.PAPER_F2_SUFFIX["transformer"]}, None, "ab"),           # TF and HybridI swapped
 ])
 def test_f2_flips_on_each_sub_statement(suffix, prefix, fails):
-    flips(claims_b.f2, f2_args(), f2_args(suffix, prefix), PARTLY, fails=fails)
+    flips(paper_b_ngram.f2, f2_args(), f2_args(suffix, prefix), PARTLY, fails=fails)
 
 
 def test_f2_everything_swapped_is_not_reproduced():
     s, p = NB.PAPER_F2_SUFFIX, NB.PAPER_F2_PREFIX
     suffix = s | {"transformer": s["hybridI_1m2"], "hybridI_1m2": s["transformer"], "hybrid2s_m2": s["transformer"]}
     prefix = p | {"mamba2": s["mamba2"], "hybridI_1m2": p["transformer"], "hybrid2s_m2": p["transformer"]}
-    flips(claims_b.f2, f2_args(), f2_args(suffix, prefix), NOT_REPRODUCED, fails="abc")
+    flips(paper_b_ngram.f2, f2_args(), f2_args(suffix, prefix), NOT_REPRODUCED, fails="abc")
 
 
 def f3_args(suffix=None, prefix=None):
@@ -371,17 +375,17 @@ def f3_args(suffix=None, prefix=None):
     (None, {"hybridI_1m2": NB.last(0.06, 0.75)}, "c"),                            # a biased HybridI (prefix)
 ])
 def test_f3_flips_on_each_sub_statement(suffix, prefix, fails):
-    flips(claims_b.f3, f3_args(), f3_args(suffix, prefix), PARTLY, fails=fails)
+    flips(paper_b_ngram.f3, f3_args(), f3_args(suffix, prefix), PARTLY, fails=fails)
 
 
 def test_f3_mamba2_and_hybrid_swapped_is_not_reproduced():
     s, p = NB.PAPER_F3_SUFFIX, NB.PAPER_F3_PREFIX
     swapped = (s | {"hybridI_1m2": s["mamba2"], "hybridI_4m2": s["mamba2"], "mamba2": s["hybridI_1m2"]},
                p | {"hybridI_1m2": p["mamba2"], "mamba2": p["hybridI_1m2"]})
-    flips(claims_b.f3, f3_args(), f3_args(*swapped), NOT_REPRODUCED, fails="abc")
+    flips(paper_b_ngram.f3, f3_args(), f3_args(*swapped), NOT_REPRODUCED, fails="abc")
 
 
-# ==== paper B: F4-F7 (lib/claims_b_position.py) =================================================
+# ==== paper B: F4-F7 (lib/claims/paper_b_position.py) =================================================
 
 F4_AT = {"transformer": 160000, "transformer_nope": 320000, "mamba": None, "mamba2": None,
          "hybridI_1m": 352000, "hybridI_1m2": 352000, "hybrid2s": 352000, "hybrid2s_m2": 352000,
@@ -402,12 +406,12 @@ def f4_table(at: dict) -> tuple[pd.DataFrame]:
     ({"hybridI_4m2": 320000}, "d"),       # HybridI 4/1 (Mamba2) faster than 1/1
 ])
 def test_f4_flips_on_each_sub_statement(change, fails):
-    flips(claims_b_position.f4, f4_table(F4_AT), f4_table(F4_AT | change), PARTLY, fails=fails)
+    flips(paper_b_position.f4, f4_table(F4_AT), f4_table(F4_AT | change), PARTLY, fails=fails)
 
 
 def test_f4_tf_rope_and_mamba_swapped_is_not_reproduced_in_a_and_c():
     swapped = F4_AT | {"transformer": None, "mamba": F4_AT["transformer"]}
-    ours = flips(claims_b_position.f4, f4_table(F4_AT), f4_table(swapped))
+    ours = flips(paper_b_position.f4, f4_table(F4_AT), f4_table(swapped))
     assert outcomes(ours)[0] == "fails" and outcomes(ours)[2] == "fails", ours
 
 
@@ -438,13 +442,13 @@ def gradual() -> list[dict]:
     (dict(tf_evals=PB.curve(320000, edges_first=True)), "c"),         # it solves the edges first
 ])
 def test_f5_flips_on_each_sub_statement(perturbed, fails):
-    flips(claims_b_position.f5, f5_table(), f5_table(**perturbed), PARTLY, fails=fails)
+    flips(paper_b_position.f5, f5_table(), f5_table(**perturbed), PARTLY, fails=fails)
 
 
 def _snapshot_runs(tmp_path, monkeypatch, rows: dict):
     import torch
 
-    from lib.sweeps.runner import write_snapshots
+    from lib.results import write_snapshots
     monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
     runs = [PB.record(n, PB.curve(None)) for n in rows]
     folder = tmp_path / "data" / "results" / "quick" / "B-position" / "runs"
@@ -463,9 +467,9 @@ def test_f6_flips_on_each_sub_statement(tmp_path, monkeypatch, change, to, fails
     make = {"spiral": PB.spiral, "noise": PB.noise}
     base = {"transformer": "noise", "mamba2": "spiral", "hybridI_1m2": "spiral"}
     pick = lambda d: {n: make[k](seed=i + 1) for i, (n, k) in enumerate(d.items())}  # noqa: E731
-    ours, v = claims_b_position.f6(*_snapshot_runs(tmp_path / "base", monkeypatch, pick(base)))
+    ours, v = paper_b_position.f6(*_snapshot_runs(tmp_path / "base", monkeypatch, pick(base)))
     assert v == REPRODUCED, ours
-    ours, v = claims_b_position.f6(*_snapshot_runs(tmp_path / "perturbed", monkeypatch, pick(base | change)))
+    ours, v = paper_b_position.f6(*_snapshot_runs(tmp_path / "perturbed", monkeypatch, pick(base | change)))
     assert v == to and outcomes(ours) == ["fails" if t in fails else "holds" for t in "ab"], ours
 
 
@@ -486,7 +490,7 @@ def f7_table(gates=(DEEP, DEEP), at=None) -> tuple[pd.DataFrame]:
     (dict(at={"transformer": 96000}), "b"),                                   # TF-RoPE clearly faster than 2SR
 ])
 def test_f7_flips_on_each_sub_statement(perturbed, fails):
-    flips(claims_b_position.f7, f7_table(), f7_table(**perturbed), PARTLY, fails=fails)
+    flips(paper_b_position.f7, f7_table(), f7_table(**perturbed), PARTLY, fails=fails)
 
 
 # ==== every rule is covered ======================================================================
@@ -502,5 +506,5 @@ def test_every_claim_rule_has_a_perturbation_test():
                "f3": test_f3_flips_on_each_sub_statement, "f4": test_f4_flips_on_each_sub_statement,
                "f5": test_f5_flips_on_each_sub_statement, "f6": test_f6_flips_on_each_sub_statement,
                "f7": test_f7_flips_on_each_sub_statement}
-    rules = {c.rule.__name__ for mod in (claims, claims_a_scale, claims_b, claims_b_position) for c in mod.CLAIMS}
+    rules = {c.rule.__name__ for mod in (claims, paper_a_scale, paper_b_ngram, paper_b_position) for c in mod.CLAIMS}
     assert rules == set(covered)

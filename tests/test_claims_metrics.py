@@ -1,11 +1,11 @@
-"""The claims tables as DVC metrics (lib.claims_metrics): verdict counts and one key number
+"""The claims tables as DVC metrics (lib.claims.metrics): verdict counts and one key number
 per claim, for `dvc metrics show`."""
 import json
 
 import pandas as pd
 import pytest
 
-from lib.claims_metrics import KEY_NUMBERS, claims_metrics, key_number, metrics_path
+from lib.claims.metrics import KEY_NUMBERS, key_number, metrics_path, table_metrics
 from lib.config import ROOT
 
 COMMITTED = sorted(ROOT.glob("figures/*/*-claims-*.csv"))
@@ -25,7 +25,7 @@ def test_metrics_count_every_verdict_and_name_rungs():
     table = pd.DataFrame({"claim": ["F1", "F2", "F1"], "rung": ["L10-20", "L10-20", "L50-100"],
                           "ours": ["(a) x -> holds", "(a) y -> fails; (b) z -> holds", "(a) -> fails"],
                           "verdict": ["reproduced", "partly", "not reproduced"]})
-    assert claims_metrics(table) == {"reproduced": 1, "partly": 1, "not reproduced": 1, "not tested": 0,
+    assert table_metrics(table) == {"reproduced": 1, "partly": 1, "not reproduced": 1, "not tested": 0,
                                      "F1 L10-20": "1 of 1", "F2 L10-20": "1 of 2", "F1 L50-100": "0 of 1"}
 
 
@@ -35,13 +35,13 @@ def test_committed_claims_have_a_key_number_and_metrics(csv):
     KEY_NUMBERS pattern changed too), and the committed metrics file is up to date."""
     table = pd.read_csv(csv)
     assert all(key_number(c, o) is not None for c, o in zip(table["claim"], table["ours"])), csv
-    assert json.loads(metrics_path(csv.stem, csv.parent).read_text()) == claims_metrics(table)
+    assert json.loads(metrics_path(csv.stem, csv.parent).read_text()) == table_metrics(table)
 
 
 def test_every_paper_a_claim_has_a_key_number():
-    from lib.claims import CLAIMS
-    from lib.claims_a_scale import CLAIMS as SCALE
-    from lib.theory_a import CLAIMS_THEORY
+    from lib.claims.paper_a import CLAIMS
+    from lib.claims.paper_a_scale import CLAIMS as SCALE
+    from lib.claims.paper_a_theory import CLAIMS_THEORY
     assert {c.id for c in [*CLAIMS, *SCALE, *CLAIMS_THEORY]} <= set(KEY_NUMBERS)
     assert key_number("A-thm3.7", "17 bound models (0 trained): max witness accuracy 0.500, answers agree") == \
         ("max witness accuracy of the models Thm 3.7 binds", 0.5)

@@ -14,7 +14,9 @@ import torch
 import lib.config as config
 from lib.config import ConfigError, expand_runs, experiment_spec, load_params
 from lib.provenance import git_commit
-from lib.sweeps import load_results, run_sweep, runner
+from lib import results
+from lib.results import load_results
+from lib.sweeps import run_sweep, runner
 
 TINY = """\
 profile: quick
@@ -282,12 +284,12 @@ def test_an_interrupted_sweep_is_logged(tiny_repo, monkeypatch):
     monkeypatch.setattr(runner, "_finish", interrupted_at_the_second)
     with pytest.raises(KeyboardInterrupt):
         runner.run_experiments(["T"], "quick", device="cpu", progress=False)
-    [entry] = runner.read_sweep_log(tiny_repo / "quick")
+    [entry] = results.read_sweep_log(tiny_repo / "quick")
     assert entry["interrupted"] and entry["runs_trained"] == 1 and entry["runs_left"] == 1 and "wall_s" in entry
 
 
 def test_an_experiment_named_twice_trains_once(tiny_repo, monkeypatch, capsys):
     cli(monkeypatch, "--experiments", "T,T", "--device", "cpu")
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"T": 2}
-    [entry] = runner.read_sweep_log(tiny_repo / "quick")
+    [entry] = results.read_sweep_log(tiny_repo / "quick")
     assert entry["experiments"] == ["T"] and entry["runs_trained"] == 2 and "interrupted" not in entry

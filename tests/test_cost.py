@@ -1,9 +1,9 @@
-"""`python -m lib.sweeps.cost` plans a sweep's ensembles as the sweep packs them, times
+"""`python -m lib.bench.cost` plans a sweep's ensembles as the sweep packs them, times
 each kind and projects: here on the CPU, for one kind of A-scale's quick profile."""
 import json
 
 from lib.config import expand_runs, experiment_spec
-from lib.sweeps.cost import main, project
+from lib.bench.cost import main, project
 
 
 def test_cost_projects_the_planned_member_steps(tmp_path):

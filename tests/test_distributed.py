@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lib.config import deep_merge, expand_runs, experiment_spec
+from lib import results
 from lib.sweeps import runner
 
 SMALL = {"grid": {"arch": ["TF-TF", "SSM-TF"], "d_model": [4, 8]}, "seeds": 2, "train": {"steps": 20},
@@ -40,7 +41,7 @@ def test_two_processes_split_a_sweep_and_match_one(tmp_path):
     mp.spawn(_worker, args=(2, str(tmp_path), str(two), "pg1"), nprocs=2)
     recs = _records(two)
     assert sorted(recs) == sorted(r.id for r in runs)  # every run, once
-    assert {runner.read_machine(two, r)["rank"] for r in recs.values()} == {0, 1}  # both processes trained some
+    assert {results.read_machine(two, r)["rank"] for r in recs.values()} == {0, 1}  # both processes trained some
     assert len(list((two / "machine").glob("*.json"))) == len(runs)  # each run's sidecar, from either process
     assert json.loads((two / "lrs.json").read_text()).keys() == {runner.lr_key(r) for r in runs}
 

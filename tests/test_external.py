@@ -7,11 +7,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from lib import claims, claims_a_scale, external, theory_a
-from lib.claims import NO_AUDIT
+import lib.claims.external as external
+import lib.claims.paper_a as claims
+import lib.claims.paper_a_scale as paper_a_scale
+import lib.claims.paper_a_theory as theory_a
+from lib.claims.rules import NO_AUDIT, rules_table
 from lib.config import ROOT
 
-TABLES = {"A-claims-expressivity": claims.CLAIMS, "A-claims-scale": claims_a_scale.CLAIMS,
+TABLES = {"A-claims-expressivity": claims.CLAIMS, "A-claims-scale": paper_a_scale.CLAIMS,
           "A-claims-theory": theory_a.CLAIMS_THEORY}
 AUDIT = "github.com/MachineLearning-Nerd/icml26-hybrid-sequence-models"
 
@@ -46,11 +49,11 @@ def test_the_column_sits_between_the_paper_and_ours():
     assert "3,684" in cells["C2-mkar"] and "7,100" in cells["C2-mkar"]
     assert cells["C2-nh"] == NO_AUDIT
     assert claims.claims_table({})["audit"].eq(NO_AUDIT).all()  # no audits given: '–' throughout
-    scale = claims_a_scale.claims_table({}, external.audit_texts("A-claims-scale", ["C3-length", "C3-ood"]))
+    scale = paper_a_scale.claims_table({}, external.audit_texts("A-claims-scale", ["C3-length", "C3-ood"]))
     assert list(scale.columns) == ["claim", "statement", "paper", "audit", "ours", "verdict", "rule"]
     assert scale["audit"].eq(NO_AUDIT).all()
     # paper B: no audit is known, its tables keep their columns
-    assert "audit" not in claims.rules_table(theory_a.CLAIMS_THEORY, {}).columns
+    assert "audit" not in rules_table(theory_a.CLAIMS_THEORY, {}).columns
 
 
 @pytest.mark.parametrize("csv", sorted(ROOT.glob("figures/gpu/A-claims-*.csv")), ids=lambda p: p.stem)
@@ -103,4 +106,4 @@ def test_stages_that_read_the_audits_depend_on_them():
         reads = "audit_texts(" in notebook.read_text()
         assert ("data/external/audits.yaml" in deps) == reads, name
         if reads:
-            assert "lib/external.py" in {f.as_posix() for f in notebook_lib_files(notebook)}
+            assert "lib/claims/external.py" in {f.as_posix() for f in notebook_lib_files(notebook)}

@@ -10,8 +10,10 @@ PROBE = """
 import os, warnings
 import numpy, pandas, torch, matplotlib.pyplot, seaborn, scipy.stats  # third parties add their own filters
 env, filters = dict(os.environ), list(warnings.filters)
-import lib.config, lib.models, lib.tasks, lib.training, lib.sweeps, lib.sweeps.runner, lib.plots, lib.claims
-import lib.claims_b, lib.claims_b_position, lib.claims_a_scale, lib.ladder, lib.theory_a
+import lib.config, lib.models, lib.tasks, lib.training, lib.results, lib.sweeps, lib.sweeps.runner, lib.plots, lib.claims
+import lib.analysis.retrieval, lib.analysis.position, lib.analysis.scale, lib.analysis.ladder, lib.bench.cost
+import lib.claims.paper_a, lib.claims.paper_b_ngram, lib.claims.paper_b_position, lib.claims.paper_a_scale
+import lib.claims.paper_a_theory, lib.plots.retrieval, lib.plots.position, lib.plots.scale, lib.plots.ladder
 assert dict(os.environ) == env, set(os.environ) ^ set(env)
 assert list(warnings.filters) == filters, [f for f in warnings.filters if f not in filters]
 """

@@ -1,5 +1,5 @@
 """Difficulty ladders: the `rung` grid axis of params.yaml, the examples-to-threshold table,
-the power-law trend and its figure (lib.ladder, lib.plots.ladder)."""
+the power-law trend and its figure (lib.analysis.ladder, lib.plots.ladder)."""
 import math
 
 import matplotlib
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from lib.config import ConfigError, expand_runs, experiment_spec, load_params
-from lib.ladder import examples_to, fit_trend, ladder_points, ladder_table
+from lib.analysis.ladder import examples_to, fit_trend, ladder_points, ladder_table
 
 matplotlib.use("Agg")
 
@@ -156,7 +156,7 @@ def test_the_figure_draws_reached_and_never_reached_rungs():
 
 
 def test_the_figures_draw_the_hardest_rung_where_a_model_learned():
-    from lib.plots.retrieval import at_rung, drawn_rung
+    from lib.analysis.retrieval import at_rung, drawn_rung
     order = list(DIFFICULTY)
     t = table([("tf", "L10-20", 1e-3, 0, 20_000), ("tf", "L20-40", 1e-3, 0, None), ("tf", "L50-100", 1e-3, 0, None),
                ("hy", "L10-20", 1e-3, 0, 20_000), ("hy", "L20-40", 1e-3, 0, 50_000), ("hy", "L50-100", 1e-3, 0, None)])
@@ -169,7 +169,7 @@ def test_the_figures_draw_the_hardest_rung_where_a_model_learned():
 
 
 def test_a_position_rung_sets_the_symbols_and_the_chance_loss_follows():
-    from lib.plots.position import chance_loss
+    from lib.analysis.position import chance_loss
     runs = expand_runs(experiment_spec("B-position", "gpu"))
     by_rung = {r.labels["rung"]: r for r in runs}
     assert by_rung["S16"].task["num_symbols"] == 16 and by_rung["S200"].task["num_symbols"] == 200

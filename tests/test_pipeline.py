@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from lib.config import ROOT, ConfigError, expand_runs, experiment_spec, load_params
-from lib.sweeps import load_results, run_sweep
+from lib.results import load_results
+from lib.sweeps import run_sweep
 
 PARAMS = load_params()
 
@@ -111,7 +112,7 @@ def test_run_records_and_table_hold_nothing_machine_dependent(tmp_path):
     """A run's record, snapshots and the results table are the same bytes on any machine and
     at any time (DVC hashes them); its device, commit and wall times go to its machine sidecar,
     which provenance.json sums."""
-    from lib.sweeps.runner import MACHINE_FIELDS, machine_path
+    from lib.results import MACHINE_FIELDS, machine_path
 
     runs = expand_runs(tiny_spec(seeds=1, grid={"arch": ["SSM-TF"], "d_model": [4]}))
     out = tmp_path / "results"
@@ -127,6 +128,7 @@ def test_run_records_and_table_hold_nothing_machine_dependent(tmp_path):
 def test_records_with_machine_fields_inline_still_read(tmp_path):
     """Records written before the sidecars (the committed gpu results) hold device, commit and
     wall time inline: the provenance still finds them there."""
+    from lib import results
     from lib.sweeps import runner
 
     runs = expand_runs(tiny_spec(seeds=1, grid={"arch": ["SSM-TF"], "d_model": [4]}))
@@ -135,9 +137,9 @@ def test_records_with_machine_fields_inline_still_read(tmp_path):
     path = out / "runs" / f"{runs[0].id}.json"
     old = {**json.loads(path.read_text()), "wall_s": 12.5, "device": "NVIDIA H200", "commit": "941b35c"}
     path.write_text(json.dumps(old))
-    runner.machine_path(out, runs[0].id).unlink()
+    results.machine_path(out, runs[0].id).unlink()
     table = runner.collect(runs, out, profile="quick", device="cpu", wall_s=1.0, resumed=1)
-    assert len(table) == 1 and runner.read_machine(out, old)["device"] == "NVIDIA H200"
+    assert len(table) == 1 and results.read_machine(out, old)["device"] == "NVIDIA H200"
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["train_wall_s"] == 12.5 and prov["run_commits"] == ["941b35c"] and prov["device"] == "NVIDIA H200"
 
@@ -150,7 +152,7 @@ def test_snapshot_files_do_not_change_with_the_clock(tmp_path, monkeypatch):
     import numpy as np
     import torch
 
-    from lib.sweeps.runner import load_snapshots, write_snapshots
+    from lib.results import load_snapshots, write_snapshots
 
     snaps = {"0.5": {"rows": torch.arange(12.0).view(3, 4), "step": 7}}
     write_snapshots(tmp_path / "a.npz", snaps)

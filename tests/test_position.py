@@ -1,16 +1,17 @@
 """Paper B's position retrieval: the measures behind Figs 8-11 and 17-19 (lib/plots/position.py)
-and the claim rules F4-F7 (lib/claims_b_position.py), on hand-made embeddings and run records."""
+and the claim rules F4-F7 (lib/claims/paper_b_position.py), on hand-made embeddings and run records."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from lib import claims_b_position as C
-from lib.claims_b import NOT_REPRODUCED, NOT_TESTED, REPRODUCED
+import lib.claims.paper_b_position as C
+from lib.claims.rules import NOT_REPRODUCED, NOT_TESTED, REPRODUCED
 from lib.models import build_model
 from lib.models.zoo import paper_b
-from lib.plots import position as P
-from lib.plots.retrieval import runs_table
-from lib.sweeps.runner import write_snapshots
+from lib.analysis import position as P
+from lib.analysis.retrieval import runs_table
+from lib.plots import position as PF
+from lib.results import write_snapshots
 from lib.tasks import make_task
 from lib.training import TrainConfig, train
 
@@ -204,12 +205,12 @@ def test_figures_draw_from_records(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
     runs = table(record("transformer", curve(320000)), record("hybrid2s_m2", curve(None), gates=[0.1, 0.2]),
                  record("hybrid2sr_m2", curve(192000, edges_first=True)))
-    for fig in (P.position_heatmaps_figure(runs, P.FIG8), P.loss_figure(runs), P.gates_figure(runs),
-                P.reversed_gating_figure(runs), P.pca_figure(runs, "quick"), P.knn_figure(runs, "quick"),
-                P.cosine_figure(runs, "quick", P.FIG22, P.pca_size_rows()),
-                P.data_efficiency_figure(runs, pd.DataFrame(columns=runs.columns))):
+    for fig in (PF.position_heatmaps_figure(runs, PF.FIG8), PF.loss_figure(runs), PF.gates_figure(runs),
+                PF.reversed_gating_figure(runs), PF.pca_figure(runs, "quick"), PF.knn_figure(runs, "quick"),
+                PF.cosine_figure(runs, "quick", PF.FIG22, PF.pca_size_rows()),
+                PF.data_efficiency_figure(runs, pd.DataFrame(columns=runs.columns))):
         assert fig.axes
-    fig7 = P.data_efficiency_figure(runs, pd.DataFrame(columns=runs.columns))
+    fig7 = PF.data_efficiency_figure(runs, pd.DataFrame(columns=runs.columns))
     assert any(np.allclose(line.get_ydata(), 1 / N) for line in fig7.axes[0].get_lines())  # the chance level
     edges = P.edge_table(runs)
     assert set(edges["model"]) == {"Transformer (RoPE)", "Hybrid2S M2‖T", "Hybrid2SR M2‖T"}

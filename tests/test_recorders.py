@@ -9,7 +9,8 @@ import torch
 
 from lib.config import expand_runs, experiment_spec
 from lib.models import build_model, paper_b
-from lib.sweeps.runner import load_snapshots, train_runs
+from lib.results import load_snapshots
+from lib.sweeps.runner import train_runs
 from lib.tasks import make_task
 from lib.training import TrainConfig, train
 from lib.training.loop import pick_snapshots

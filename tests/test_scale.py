@@ -1,11 +1,11 @@
 """Paper A at larger scale (spec A.5): the mini models, the length test of Fig 8 and the
-C3 claim rules (lib/claims_a_scale.py) on hand-made run records."""
+C3 claim rules (lib/claims/paper_a_scale.py) on hand-made run records."""
 import pandas as pd
 import pytest
 import torch
 
-from lib import claims_a_scale as C
-from lib.claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
+import lib.claims.paper_a_scale as C
+from lib.claims.rules import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
 from lib.config import expand_runs, experiment_spec
 from lib.models import ModelError, build_model, mini
 from lib.tasks import TaskError, make_task

@@ -1,4 +1,4 @@
-"""Paper A's lower bounds (lib/theory_a.py): the Thm 3.7 witness pairs against their
+"""Paper A's lower bounds (lib/claims/paper_a_theory.py): the Thm 3.7 witness pairs against their
 definition and against brute force (R is exactly the largest range that still changes a
 defined target), windowed Transformers that must stay at or below 1/2 on them and models
 that must not be bound, the bound formulas on hand-computed values, and the claim rules
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import theory_a as T
-from lib.claims import NOT_REPRODUCED, NOT_TESTED, REPRODUCED
+import lib.claims.paper_a_theory as T
+from lib.claims.rules import NOT_REPRODUCED, NOT_TESTED, REPRODUCED
 from lib.constructions import build_decode_recall, build_selective_copy
 from lib.models import build_model, micro
 from lib.tasks import make_task

@@ -1,5 +1,5 @@
 """A difficulty ladder's figure: examples to a threshold against the rung's difficulty, one
-line per model, its fitted trend carried to the paper's setting (lib.ladder)."""
+line per model, its fitted trend carried to the paper's setting (lib.analysis.ladder)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .retrieval import label, lr_text, style
+from ..analysis.retrieval import label, lr_text
+from .retrieval import style
 
 
 def ladder_figure(ladder: pd.DataFrame, trends: pd.DataFrame, level: float, target: float, *,

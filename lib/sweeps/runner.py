@@ -7,6 +7,8 @@
     data/results/<profile>/<experiment>/provenance.json      profile, device, commit, wall time
     data/results/<profile>/.locks/                           one sweep at a time per experiment
 
+(the files' readers and writers: lib.results)
+
 Runs train packed into ensembles (lib.training.train_ensemble): every pending run
 whose model has the same shape, whatever its experiment, seed, learning rate, task
 settings or attention window, steps together with the others. First the learning-rate
@@ -48,8 +50,9 @@ from ..models import build_model
 from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..models.registry import floats_per_token, layer_spec
 from ..provenance import device_name, git_commit, provenance
+from ..results import (atomic_write, log_sweep, machine_path, read_json, read_machine, read_sweep_log,
+                       results_table, write_json, write_snapshots)
 from ..tasks import eval_set
-from ..tasks.base import save_npz
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
 from ..training.loop import TRIAL_RULE
 from ..training.final_tests import run_tests
@@ -57,67 +60,16 @@ from ..training.loop import lr_trials, pick_lr, trial_config
 from ..training.streams import StreamCache
 
 
-def _atomic(path: Path, write) -> None:
-    """write(tmp), then rename it over `path`: an interrupted sweep never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
-    try:
-        write(tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
-
-
-def _write_json(path: Path, obj) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, sort_keys=True)))
-
-
-def _read_json(path: Path) -> dict:
-    """A JSON file's content, {} if there is none. One that does not parse (cut short by a
-    full disk or a bad copy) is set aside, renamed, not deleted, and counts as missing: its
-    run trains again, its learning rates are chosen again."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
-        try:
-            path.replace(aside)
-        except FileNotFoundError:  # another process of this sweep set it aside first
-            return {}
-        print(f"warning: {path} does not parse ({e}); set aside as {aside.name}, it will be made again",
-              file=sys.stderr, flush=True)
-        return {}
-
-
 def _update_json(path: Path, entries: dict) -> None:
     """Add entries to a JSON mapping that several processes may write (lrs.json): the
     read-modify-write holds a lock, so no writer's entries are lost."""
     with _locked(_lock_path(path.parent, path.stem)):
-        _write_json(path, {**_read_json(path), **entries})
+        write_json(path, {**read_json(path), **entries})
 
 
 def _finished(run: Run, out_dir: Path) -> bool:
     """Whether a run's record is written (and reads back)."""
-    return bool(_read_json(out_dir / "runs" / f"{run.id}.json"))
-
-
-# What changes from one machine, checkout or sweep to the next: kept out of a run's record
-# (whose bytes DVC hashes) in its machine sidecar, machine/<run id>.json
-MACHINE_FIELDS = ("wall_s", "ensemble_wall_s", "ensemble_members", "device", "rank", "commit", "finished")
-
-
-def machine_path(out_dir: Path, run_id: str) -> Path:
-    return Path(out_dir) / "machine" / f"{run_id}.json"
-
-
-def read_machine(out_dir: Path, record: dict) -> dict:
-    """A run's machine facts (MACHINE_FIELDS): its sidecar, or, for a record written before
-    sidecars existed (the committed gpu results), the fields inside the record."""
-    inline = {k: record[k] for k in MACHINE_FIELDS if k in record}
-    return {**inline, **_read_json(machine_path(out_dir, record["id"]))}
+    return bool(read_json(out_dir / "runs" / f"{run.id}.json"))
 
 
 def _lock_path(out_dir: Path, what: str = "sweep") -> Path:
@@ -262,7 +214,7 @@ def _memory(device) -> float:
     return 6e9 / sharing
 
 
-def _budget(device) -> tuple[float, int]:
+def memory_budget(device) -> tuple[float, int]:
     """Floats of activations per ensemble and most members per ensemble, per device (on a
     GPU, an equal share of _memory for each of the ensembles that train at once)."""
     if device.type != "cuda":
@@ -512,7 +464,7 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
     todo = {}
     for run, out in items:
         grid = run.lr.get("grid") or []
-        if len(grid) > 1 and lr_key(run) not in _read_json(out / "lrs.json"):
+        if len(grid) > 1 and lr_key(run) not in read_json(out / "lrs.json"):
             todo[(str(out), lr_key(run))] = (run, out)
     if not todo:
         return
@@ -542,7 +494,7 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
         if not several:  # recorded as they complete, so a sweep cut short keeps them
             record_complete(losses, write=True)
 
-    train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="lr trials", progress=progress,
+    train_all(pack(members, *memory_budget(device)), device, data_dir, on_done, desc="lr trials", progress=progress,
               deadline=deadline)
     if several:  # a configuration's trials may have trained in several processes: pool them
         merged = defaultdict(lambda: defaultdict(list))
@@ -553,43 +505,13 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
         chosen = record_complete(merged, write=world()[0] == 0)
         _barrier()
         for (out, key), entry in chosen.items():  # without a shared file system, each keeps a copy
-            if key not in _read_json(Path(out) / "lrs.json"):
+            if key not in read_json(Path(out) / "lrs.json"):
                 _update_json(Path(out) / "lrs.json", {key: entry})
 
 
 def learning_rate(run: Run, out_dir: Path) -> float:
     grid = run.lr.get("grid") or [run.train.get("lr", 1e-3)]
-    return float(grid[0]) if len(grid) == 1 else float(_read_json(out_dir / "lrs.json")[lr_key(run)]["lr"])
-
-
-def write_snapshots(path: Path, snapshots: dict) -> None:
-    """A run's embedding snapshots, runs/<id>.npz: `rows_<fraction>` [tokens, d] of the
-    input embedding, `out_<fraction>` of an untied output head, in float16, and
-    `step_<fraction>` (too large for the JSON record; only on the writing process's disk)."""
-    arrays = {}
-    for frac, snap in snapshots.items():
-        arrays[f"rows_{frac}"] = snap["rows"].numpy().astype(np.float16)
-        if snap.get("out_rows") is not None:
-            arrays[f"out_{frac}"] = snap["out_rows"].numpy().astype(np.float16)
-        arrays[f"step_{frac}"] = np.int64(snap["step"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
-    save_npz(tmp, **arrays)  # no write time inside: the same rows, the same bytes (DVC hashes them)
-    tmp.replace(path)
-
-
-def load_snapshots(run_json: str | Path, table: str = "input") -> dict[str, tuple[int, np.ndarray]]:
-    """{fraction: (step, rows)} of a run's snapshots; {} if it has none. `table` "output"
-    gives the output head's rows, which are the input rows where the two are tied."""
-    if table not in ("input", "output"):
-        raise ValueError(f"table is 'input' or 'output', not {table!r}")
-    path = Path(run_json).with_suffix(".npz")
-    if not path.exists():
-        return {}
-    z = np.load(path)
-    fracs = [k[5:] for k in z.files if k.startswith("rows_")]
-    pick = lambda f: f"out_{f}" if table == "output" and f"out_{f}" in z.files else f"rows_{f}"  # noqa: E731
-    return {f: (int(z[f"step_{f}"]), z[pick(f)].astype(np.float32)) for f in fracs}
+    return float(grid[0]) if len(grid) == 1 else float(read_json(out_dir / "lrs.json")[lr_key(run)]["lr"])
 
 
 def record(m: Member, res: dict) -> dict:
@@ -619,7 +541,7 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
     _barrier()  # every process lists the same finished runs
     pending = [(r, o) for r, o in items if not _finished(r, o)]
     choose_learning_rates(pending, device, data_dir, progress, deadline)
-    chosen = lambda r, o: len(r.lr.get("grid") or [0]) == 1 or lr_key(r) in _read_json(o / "lrs.json")  # noqa: E731
+    chosen = lambda r, o: len(r.lr.get("grid") or [0]) == 1 or lr_key(r) in read_json(o / "lrs.json")  # noqa: E731
     pending = [(r, o) for r, o in pending if chosen(r, o)]  # a time budget may have cut the trials short
     members = [Member(r, learning_rate(r, o), r.seed, r.train, o) for r, o in pending]
 
@@ -631,18 +553,18 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
             if res.get("snapshots"):  # before the record: a record means the run is complete
                 write_snapshots(path.with_suffix(".npz"), res["snapshots"])
             written.append((str(path), record(m, res), machine_record(res, device)))
-            _write_json(machine_path(m.out_dir, m.run.id), written[-1][2])
-            _write_json(path, written[-1][1])
+            write_json(machine_path(m.out_dir, m.run.id), written[-1][2])
+            write_json(path, written[-1][1])
 
-    train_all(pack(members, *_budget(device)), device, data_dir, on_done, desc="runs", progress=progress,
+    train_all(pack(members, *memory_budget(device)), device, data_dir, on_done, desc="runs", progress=progress,
               deadline=deadline)
     if world()[1] > 1:  # every finished run reaches the first process, shared file system or not
         parts = _gather(written)
         if world()[0] == 0:
             for path, rec, machine in (x for part in parts for x in part):
                 if not Path(path).exists():
-                    _write_json(machine_path(Path(path).parents[1], rec["id"]), machine)
-                    _write_json(Path(path), rec)
+                    write_json(machine_path(Path(path).parents[1], rec["id"]), machine)
+                    write_json(Path(path), rec)
         _barrier()
     return sum(not _finished(r, o) for r, o in items)
 
@@ -676,9 +598,9 @@ def run_sweep(runs: list[Run], out_dir: str | Path, *, profile: str, data_dir: s
 
 def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: float, resumed: int) -> pd.DataFrame:
     """results.parquet and provenance.json of one experiment from its finished runs."""
-    records = [rec for r in runs if (rec := _read_json(out_dir / "runs" / f"{r.id}.json"))]
+    records = [rec for r in runs if (rec := read_json(out_dir / "runs" / f"{r.id}.json"))]
     table = results_table(records)
-    _atomic(out_dir / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+    atomic_write(out_dir / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     machine = [read_machine(out_dir, r) for r in records]
     prov = provenance(profile=profile, device=resolve_device(device), wall_s=wall_s)
     commits = {r.get("commit") for r in machine}
@@ -697,7 +619,7 @@ def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: flo
     if sweeps:  # experiments train together: the wall time of the sweeps that trained this one
         prov["sweep_wall_s"] = float(sum(s["wall_s"] for s in sweeps))
         prov["sweeps"] = len(sweeps)
-    _write_json(out_dir / "provenance.json", prov)
+    write_json(out_dir / "provenance.json", prov)
     return table
 
 
@@ -705,42 +627,6 @@ def _machine(device) -> str:
     """The device, with the number of GPUs a torchrun sweep spread over ("4x NVIDIA H100")."""
     gpus = min(world()[1], torch.cuda.device_count()) if device.type == "cuda" else 1
     return f"{gpus}x {device_name(device)}" if gpus > 1 else device_name(device)
-
-
-def log_sweep(profile_dir: Path, entry: dict) -> None:
-    """Append one sweep (a call that trained something) to <profile dir>/sweeps.jsonl."""
-    profile_dir.mkdir(parents=True, exist_ok=True)
-    with open(profile_dir / "sweeps.jsonl", "a") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
-
-
-def read_sweep_log(profile_dir: Path) -> list[dict]:
-    """The log's entries; a line that does not parse (a sweep killed while appending it) is
-    skipped with a warning rather than blocking every table."""
-    path = Path(profile_dir) / "sweeps.jsonl"
-    entries = []
-    for i, line in enumerate(path.read_text().splitlines() if path.exists() else [], 1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            print(f"warning: {path}, line {i} does not parse; skipped", file=sys.stderr, flush=True)
-    return entries
-
-
-def results_table(records: list[dict]) -> pd.DataFrame:
-    """One row per run, of what it learnt only (no wall time or device: MACHINE_FIELDS)."""
-    rows = [{"experiment": r["experiment"], "id": r["id"], **r["labels"], "seed": r["seed"],
-             "params": r["params"], "params_non_embedding": r["params_non_embedding"], "lr": r["lr"],
-             **r["final"], "steps": r["steps"]}
-            for r in records]
-    return pd.DataFrame(rows)
-
-
-def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, dict]:
-    out_dir = Path(out_dir)
-    return pd.read_parquet(out_dir / "results.parquet"), json.loads((out_dir / "provenance.json").read_text())
 
 
 def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
@@ -763,12 +649,12 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
     with _sweep_lock(dirs.values()):
         t0 = time.time()
         done = {n: sum(_finished(r, dirs[n]) for r in runs[n]) for n in names}
-        lrs_before = {n: len(_read_json(dirs[n] / "lrs.json")) for n in names}
+        lrs_before = {n: len(read_json(dirs[n] / "lrs.json")) for n in names}
 
         def log(**extra):  # what this sweep trained, if anything, in <profile>/sweeps.jsonl
             now = {n: sum(_finished(r, dirs[n]) for r in runs[n]) for n in names}
             trained = sum(now.values()) - sum(done.values())
-            lrs_chosen = sum(len(_read_json(dirs[n] / "lrs.json")) - lrs_before[n] for n in names)
+            lrs_chosen = sum(len(read_json(dirs[n] / "lrs.json")) - lrs_before[n] for n in names)
             if trained or lrs_chosen:
                 log_sweep(dirs[names[0]].parent, {
                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

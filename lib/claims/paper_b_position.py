@@ -1,23 +1,23 @@
 """Paper B's position retrieval claims (F4-F7), each decided by explicit rules over our runs.
 
-The same conventions as lib/claims_b.py (the n-gram claims): a rule takes run tables
-(lib.plots.retrieval.load_experiment) and returns (ours, verdict); its docstring is the
+The same conventions as lib/claims/paper_b_ngram.py (the n-gram claims): a rule takes run tables
+(lib.analysis.retrieval.load_experiment) and returns (ours, verdict); its docstring is the
 rule, printed in the claims table; a claim is split into sub-statements (a), (b), ...,
 each "not tested" when the models it names have no runs (or no record of what it needs).
 Per model, the runs of its best learning rate count (best_lr at the 0.95 threshold);
 pictures-based quantities (per-position accuracy, embeddings, gates) use the run the
-figures draw (lib.plots.position.representatives: the lowest seed).
+figures draw (lib.analysis.position.representatives: the lowest seed).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .claims import Claim, rules_table
-from .claims_b import (LEVEL, SSMS, TRANSFORMERS, Check, by_model, clearly_more_efficient, combine_checks,
-                       efficiency, listing, more_efficient, state_models)
-from .plots import position as P
-from .plots.retrieval import label
+from ..analysis import position as P
+from ..analysis.retrieval import LEVEL, efficiency, label
+from .paper_b_ngram import (SSMS, TRANSFORMERS, Check, by_model, clearly_more_efficient, combine_checks, listing,
+                            more_efficient, state_models)
+from .rules import Claim, rules_table
 
 __all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f4", "f5", "f6", "f7"]
 

@@ -40,9 +40,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .claims import INF, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, Claim, params_to
-from .tasks import Task, rng_for
-from .tasks.paper_a import DecodeRecallLast, MultiKeyRecall, NeedleInHaystack, SelectiveCopy
+from .paper_a import params_to
+from .rules import INF, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, Claim
+from ..tasks import Task, rng_for
+from ..tasks.paper_a import DecodeRecallLast, MultiKeyRecall, NeedleInHaystack, SelectiveCopy
 
 WITNESS_SEED = 0
 CONSTANT = 1.0  # the unknown constant of every Omega(.), stated as 1
@@ -345,9 +346,9 @@ def witness_table(n: int = 1000, seed: int = 0, params: dict | None = None, cons
     pure Transformer of A-fig4..A-fig7 at its window and smallest width, and the constructed
     hybrids of Thms 4.3/4.6. One row per model: R, windows, whether Thm 3.7 binds it, accuracy
     on the pairs with its standard error, pairs answered alike, and whether any pair's logits differ."""
-    from .config import experiment_spec, model_config
-    from .models import build_model
-    from .tasks import make_task
+    from ..config import experiment_spec, model_config
+    from ..models import build_model
+    from ..tasks import make_task
 
     jobs = []
     for name in WINDOW_EXPERIMENTS:
@@ -370,7 +371,7 @@ def witness_table(n: int = 1000, seed: int = 0, params: dict | None = None, cons
         rows.append({"experiment": name, "task": task.name, "model": mspec["arch"], "d_model": mspec["d_model"],
                      "window": mspec["window"], "trained": False, **r})
     if constructions:
-        from .constructions import build_decode_recall, build_selective_copy
+        from ..constructions import build_decode_recall, build_selective_copy
         for name, build in (("A-fig4", build_selective_copy), ("A-fig5", build_decode_recall)):
             task = make_task(**experiment_spec(name, "paper", params)["task"])
             model = build(task=task)
@@ -504,7 +505,7 @@ def _pure(archs) -> dict[str, str]:
 def first_reach(df: pd.DataFrame, arch: str, level: float, model_spec: dict, length: int) -> dict:
     """Fewest parameters (and the width, state floats and sum of windows there) at which the
     arch's mean accuracy over seeds reaches `level`; 'never' with the best mean otherwise."""
-    from .config import model_config
+    from ..config import model_config
 
     sub = df[df["arch"] == arch]
     if sub.empty:
@@ -526,7 +527,7 @@ def first_reach(df: pd.DataFrame, arch: str, level: float, model_spec: dict, len
 def committed_results(name: str, results_profile: str = "gpu") -> Path:
     """The results committed with the repository (data/results/<profile>/<experiment>), read
     where they were committed, not under COMPANION_WORKDIR."""
-    from .config import ROOT
+    from ..config import ROOT
     return ROOT / "data" / "results" / results_profile / name
 
 
@@ -536,8 +537,8 @@ def theory_table(profile: str = "quick", results_profile: str = "gpu", experimen
     (constants 1, bits), the audit's q log|Y| - m log|V| >= 0, our dependency range R against the
     pure Transformer's windows, and the smallest parameters and state at which our pure SSM and
     pure Transformer first reach the paper's accuracy threshold in the `results_profile` results."""
-    from .config import experiment_spec
-    from .tasks import make_task
+    from ..config import experiment_spec
+    from ..tasks import make_task
 
     rows = []
     for name in experiments:
@@ -556,7 +557,7 @@ def theory_table(profile: str = "quick", results_profile: str = "gpu", experimen
             pure = _pure(spec["grid"]["arch"])
             tf_cfg = None
             if "TF" in pure:
-                from .config import model_config
+                from ..config import model_config
                 tf_cfg = model_config({**spec["model"], "arch": pure["TF"],
                                        "d_model": spec["model"].get("d_model", spec["grid"].get("d_model", [12])[0])})
             reach = {}
@@ -588,7 +589,7 @@ def results_provenance(profile: str, results_profile: str = "gpu", experiments=T
     labelled with the notebook's profile, whose experiments.yaml settings give the bounds."""
     import json
 
-    from .provenance import combine
+    from ..provenance import combine
 
     provs = [json.loads((committed_results(e, results_profile) / "provenance.json").read_text())
              for e in experiments if (committed_results(e, results_profile) / "provenance.json").exists()]

@@ -4,7 +4,7 @@ the paper's 200 symbols); a check of whether the learning dynamics that F5 and F
 describe appear at all once models do learn: which target positions are solved first,
 how sharply a model switches, and whether its position embeddings keep neighbours near.
 
-    python -m lib.sweeps.position_toy [--symbols 8] [--steps 4000] [--json out.json]
+    python -m lib.bench.position_toy [--symbols 8] [--steps 4000] [--json out.json]
 
 Every model trains through `lib.training.train` with the B-position protocol (AdamW,
 weight decay 0.01, cosine after 10% warm-up, bf16 only on a GPU) at batch 32 and lr 1e-3.
@@ -20,7 +20,7 @@ import torch
 
 from ..models import build_model
 from ..models.zoo import paper_b
-from ..plots.position import edge_split, index_distance_correlation, knn_index_distance, random_knn_distance
+from ..analysis.position import edge_split, index_distance_correlation, knn_index_distance, random_knn_distance
 from ..provenance import device_name, git_commit
 from ..tasks import make_task
 from ..training import TrainConfig, resolve_device, train

@@ -2,21 +2,14 @@
 
 A rule is a pure function of results DataFrames (one row per run: `arch`, the swept
 column, `params`, `token_acc`) returning (ours, verdict): `ours` states the numbers the
-verdict rests on. Its docstring is the rule, printed as such in the claims table.
-Accuracies are means over seeds at each grid point.
+verdict rests on. Its docstring is the rule, printed as such in the claims table
+(lib.claims.rules). Accuracies are means over seeds at each grid point.
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
-from typing import Callable
-
 import pandas as pd
 
-REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED = "reproduced", "partly", "not reproduced", "not tested"
-INF = float("inf")
-NO_AUDIT = "–"  # the audit cell of a claim no external result speaks to (lib/external.py)
-
+from .rules import INF, NO_AUDIT, NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, judge, rule_text
 
 # ---- helpers: means over seeds, thresholds, text -------------------------------------------------
 
@@ -196,15 +189,6 @@ def c2_window(win_copy: pd.DataFrame, win_mkar: pd.DataFrame) -> tuple[str, str]
 
 # ---- the table ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    statement: str  # deliverables.md
-    paper: str      # the paper's numbers, for comparison only
-    experiments: tuple[str, ...]
-    rule: Callable[..., tuple[str, str]]
-
-
 FIG4_TABLE = ("Fig 4 inline table (Pure TF / Pure SSM / TF→SSM / SSM→TF): ~1k .056/.084/.100/.087; "
               "~2k .352/.305/.433/.999; ~6k .727/.485/.822/1.000; ~12k .923/.931/.908/1.000")
 FIG6_TABLE = ("Fig 6 inline table (Pure TF / Pure SSM / TF→SSM / SSM→TF): ~1k .124/.158/.131/.144; "
@@ -236,21 +220,9 @@ CLAIMS = [
 EXPERIMENTS = sorted({e for c in CLAIMS for e in c.experiments}, key=lambda e: (int(e.split("-")[1][3:]), e))
 
 
-def rule_text(claim: Claim) -> str:
-    return " ".join(inspect.cleandoc(claim.rule.__doc__).split())
-
-
-def judge(claim: Claim, frames: dict[str, pd.DataFrame]) -> tuple[str, str]:
-    """(ours, verdict) of one claim; 'not tested' when an experiment it needs has no results."""
-    missing = [e for e in claim.experiments if e not in frames or frames[e].empty]
-    if missing:
-        return f"no results for {', '.join(missing)}", NOT_TESTED
-    return claim.rule(*(frames[e] for e in claim.experiments))
-
-
 def claims_table(frames: dict[str, pd.DataFrame], audits: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per claim: claim, paper statement, paper numbers, audit, ours, verdict, rule.
-    `audits`: the audit cell per claim (lib.external.audit_texts); '–' where none is given."""
+    `audits`: the audit cell per claim (lib.claims.external.audit_texts); '–' where none is given."""
     audits = audits or {}
     rows = []
     for c in CLAIMS:
@@ -259,19 +231,4 @@ def claims_table(frames: dict[str, pd.DataFrame], audits: dict[str, str] | None 
                      "audit": audits.get(c.id, NO_AUDIT), "ours": ours, "verdict": v, "rule": rule_text(c)})
     return pd.DataFrame(rows)
 
-
-def rules_table(claims: list[Claim], tables: dict[str, pd.DataFrame],
-                audits: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per claim (claim, statement, paper, ours, verdict, rule) for rules that
-    judge missing data themselves: an experiment without results reaches its rule as an
-    empty table, and the rule says what it could not test (paper B's claims, paper A's C3).
-    With `audits` (claim -> cell, lib.external.audit_texts) an `audit` column sits between
-    paper and ours ('–' for a claim it lacks); paper B, which no audit covers, passes none."""
-    rows = []
-    for c in claims:
-        ours, v = c.rule(*(tables.get(e, pd.DataFrame()) for e in c.experiments))
-        audit = {} if audits is None else {"audit": audits.get(c.id, NO_AUDIT)}
-        rows.append({"claim": c.id, "statement": c.statement, "paper": c.paper, **audit, "ours": ours,
-                     "verdict": v, "rule": rule_text(c)})
-    return pd.DataFrame(rows)
 

@@ -10,9 +10,9 @@ a threshold, and a trend per model fitted over the rungs it reached, extrapolate
 paper's setting.
 
 Choices (INFERRED; the papers have no ladder):
-- one learning rate per (model, rung), by lib.plots.retrieval.best_lr at the threshold;
+- one learning rate per (model, rung), by lib.analysis.retrieval.best_lr at the threshold;
 - a run's examples to a level: its first crossing, linear between evaluations (as the
-  claims' lib.claims_b.efficiency, over one run); "never" when it did not reach it;
+  claims' lib.analysis.retrieval.efficiency, over one run); "never" when it did not reach it;
 - the trend is a power law, examples = a * difficulty^b, fitted by least squares on
   log-log over the medians of the rungs where every run of the model reached the level,
   at least two of them; with fewer there is no trend, and the table says so.
@@ -24,8 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .claims_b import efficiency
-from .plots.retrieval import best_lr, lr_text
+from .retrieval import best_lr, efficiency, lr_text
 
 LEVELS = (0.95, 0.99)
 

@@ -40,9 +40,9 @@ T = the task's padded length, one T for every path so that MFU ratios equal thro
 ratios; the SSM scans' own arithmetic is not counted). MFU divides by the device's
 dense bf16 peak (None for an unknown device). Memory is torch's peak allocation.
 
-    python -m lib.sweeps.benchmark_b [--families transformer,mamba,mamba2,hybridI_1m] [--steps 30]
+    python -m lib.bench.benchmark_b [--families transformer,mamba,mamba2,hybridI_1m] [--steps 30]
         [--warmup 10] [--batch 64] [--d-model 1024] [--repeats N] [--json out.json]
-    python -m lib.sweeps.benchmark_b --device cpu --allow-cpu   # tiny functional run, no GPU
+    python -m lib.bench.benchmark_b --device cpu --allow-cpu   # tiny functional run, no GPU
 """
 from __future__ import annotations
 
@@ -456,7 +456,7 @@ def peak_flops(name: str) -> float | None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark_b", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lib.bench.benchmark_b", description=__doc__.split("\n")[0])
     ap.add_argument("--families", default="transformer,mamba,mamba2,hybridI_1m")
     ap.add_argument("--paths", default="hf_trainer,train_loop,compiled,graphed,packed",
                     help="packed: Mamba (Mamba-1 only) families")

@@ -1,13 +1,13 @@
 """Paper A's claims at larger scale (C3-length, C3-ood), decided by stated rules over the
-`A-scale` runs (lib.plots.scale.load: one row per run). As in lib/claims.py, a rule
+`A-scale` runs (lib.analysis.scale.load: one row per run). As in lib.claims.rules, a rule
 returns (ours, verdict) and its docstring is the rule. Accuracies are means over seeds.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from .claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
-from .plots import scale as S
+from .rules import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
+from ..analysis import scale as S
 
 SHORT = (20, 50)       # "short": the training lengths
 LONG_FROM = 150        # "long": lengths of 150 tokens and more (3x the longest training example)
@@ -138,7 +138,7 @@ CLAIMS = [
 
 def claims_table(tables: dict[str, pd.DataFrame], audits: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per claim: claim, statement, paper, audit ('–' where `audits`, from
-    lib.external.audit_texts, has none), ours, verdict, rule."""
+    lib.claims.external.audit_texts, has none), ours, verdict, rule."""
     return rules_table(CLAIMS, tables, audits or {})
 
 

@@ -1,12 +1,12 @@
 """Paper B's n-gram retrieval claims (F1-F3), each decided by explicit rules over our runs.
 
-A rule takes run tables (lib.plots.retrieval.runs_table or load_experiment: one row per
+A rule takes run tables (lib.analysis.retrieval.runs_table or load_experiment: one row per
 run, its record in the `record` column) and returns (ours, verdict), following
-lib/claims.py: `ours` states the numbers the verdict rests on, and the rule's docstring is
+lib.claims.rules: `ours` states the numbers the verdict rests on, and the rule's docstring is
 the rule, printed as such in the claims table. Each claim is split into sub-statements
 (a), (b), ...; each is checked by a quantitative test on the models it names. Per model,
 only the runs of its best learning rate count, chosen as B's figures choose them
-(lib.plots.retrieval.best_lr with the early-stop threshold), averaged over their seeds.
+(lib.analysis.retrieval.best_lr with the early-stop threshold), averaged over their seeds.
 
 A sub-statement is "not tested" when a model it names has no runs at this profile (for a
 group such as "hybrids", when none of the group has); the claim's verdict is then
@@ -21,16 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .claims import INF, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
-from .plots.retrieval import EARLY_STOP, best_lr, label
+from ..analysis.retrieval import EARLY_STOP, LEVEL, Efficiency, best_lr, efficiency, label
+from .rules import INF, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, Claim, rules_table
 
 __all__ = ["CLAIMS", "EXPERIMENTS", "claims_table", "f1", "f2", "f3",
-           "efficiency", "more_efficient", "extrapolation", "duplicates", "bias",
+           "more_efficient", "extrapolation", "duplicates", "bias",
            "REPRODUCED", "PARTLY", "NOT_REPRODUCED", "NOT_TESTED"]
 
 # ---- the thresholds of the rules (their docstrings state them in words) ------------------------
 
-LEVEL = 0.95          # "near-perfect accuracy (>= 95%)": the data-efficiency threshold of Fig 3
 AUC_MARGIN = 0.01     # tie-break when neither model reaches LEVEL: mean exact match over training
 CLEAR_FACTOR = 2.0    # "as inefficient as": not needing fewer than half the examples ...
 CLEAR_AUC = 0.1       # ... nor, neither reaching LEVEL, a mean exact match over training 0.1 higher
@@ -83,56 +82,6 @@ def state_models(ngram: pd.DataFrame | None, state: pd.DataFrame | None, thresho
 
 
 # ---- data efficiency (validation curves) ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class Efficiency:
-    examples: float  # training examples at which the mean exact match first reaches LEVEL (inf: never)
-    auc: float       # mean exact match over the training budget (area under the curve / budget)
-    best: float      # highest mean exact match on the curve
-
-    def text(self) -> str:
-        if self.examples < INF:
-            return f"{self.examples / 1e3:,.0f}k (AUC {self.auc:.3f})"
-        return f"never (best {self.best:.3f}, AUC {self.auc:.3f})"
-
-
-def _run_curve(rec: dict) -> tuple[np.ndarray, np.ndarray, float]:
-    points = [(0.0, 0.0)] + [(float(e["examples"]), float(e["exact_match"])) for e in rec["eval_curve"]]
-    final = rec.get("final") or {}
-    if "examples" in final and "exact_match" in final and float(final["examples"]) > points[-1][0]:
-        points.append((float(final["examples"]), float(final["exact_match"])))
-    train = (rec.get("run") or {}).get("train") or {}
-    budget = float(train["steps"] * train["batch_size"]) if "steps" in train and "batch_size" in train \
-        else points[-1][0]
-    x, y = map(np.asarray, zip(*points))
-    return x, y, max(budget, x[-1])
-
-
-def mean_curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean exact match over seeds against training examples, from 0 (counted as 0) to the
-    training budget; a run that stopped early keeps its last value. Linear between
-    evaluations, so that a crossing of the 0.95 level lands between them; the figures'
-    curves (lib.plots.retrieval.held_curves) hold each value until the next evaluation
-    instead, drawing only what was measured. The two can differ between evaluations."""
-    curves = [_run_curve(r) for r in records]
-    budget = max(b for _, _, b in curves)
-    grid = np.unique(np.concatenate([x for x, _, _ in curves] + [[budget]]))
-    return grid, np.mean([np.interp(grid, x, y) for x, y, _ in curves], axis=0)
-
-
-def efficiency(records: list[dict], level: float = LEVEL) -> Efficiency:
-    x, y = mean_curve(records)
-    hit = np.nonzero(y >= level)[0]
-    if len(hit) == 0:
-        examples = INF
-    elif hit[0] == 0:
-        examples = float(x[0])
-    else:
-        i = hit[0]
-        examples = float(x[i - 1] + (level - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
-    auc = float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / x[-1]) if x[-1] > 0 else 0.0
-    return Efficiency(examples, auc, float(y.max()))
-
 
 def more_efficient(a: Efficiency, b: Efficiency) -> bool:
     """A reaches LEVEL with fewer examples than B (B never reaching counts as more), or,

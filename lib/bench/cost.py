@@ -1,7 +1,7 @@
 """What would a sweep cost? Measures, on this device, the training speed of every kind of
 ensemble an experiment's sweep would form, and projects the sweep's GPU time from it.
 
-    python -m lib.sweeps.cost --profile paper --experiments A-scale,B-position [--steps 30] [--json out.json]
+    python -m lib.bench.cost --profile paper --experiments A-scale,B-position [--steps 30] [--json out.json]
 
 The sweep's own planning decides what is timed: its runs (and learning-rate trials) are
 packed into ensembles exactly as `lib.sweeps` packs them. For each kind of ensemble (one
@@ -36,7 +36,7 @@ from ..config import expand_runs, experiment_spec
 from ..provenance import device_name, git_commit
 from ..training import TrainConfig, resolve_device, train_ensemble
 from ..training.loop import lr_trials, trial_config
-from .runner import Member, _budget, concurrent_ensembles, learning_rate, pack
+from ..sweeps.runner import Member, concurrent_ensembles, learning_rate, memory_budget, pack
 
 
 def plan(names: list[str], profile: str, device, out_dir: Path) -> dict[str, list[list[Member]]]:
@@ -54,7 +54,7 @@ def plan(names: list[str], profile: str, device, out_dir: Path) -> dict[str, lis
             else:
                 lr = learning_rate(run, out_dir)
             members.append(Member(run, lr, run.seed, run.train, out_dir))
-        out[name] = pack(members, *_budget(device))
+        out[name] = pack(members, *memory_budget(device))
     return out
 
 
@@ -129,7 +129,7 @@ def project(kinds: list[dict]) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lib.sweeps.cost")
+    ap = argparse.ArgumentParser(prog="python -m lib.bench.cost")
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--experiments", required=True, help="comma-separated names")
     ap.add_argument("--steps", type=int, default=30, help="timed steps (beyond --short)")

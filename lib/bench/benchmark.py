@@ -6,7 +6,7 @@ Every member has its own seed, hence its own initialisation and, by default, its
 stream: nothing is shared. `--streams K` has member i read stream i mod K instead, as a
 paper-protocol sweep does (every configuration's 11 runs read the same 11 seeds' streams).
 
-    python -m lib.sweeps.benchmark [--archs SSM-TF,TF-TF] [--members 1,64,256,1024] [--streams 11]
+    python -m lib.bench.benchmark [--archs SSM-TF,TF-TF] [--members 1,64,256,1024] [--streams 11]
         [--steps 1000] [--compile] [--json out.json]
 
 `--compile` probes kernel fusion: torch.compile on the ensemble's elementwise work, for
@@ -73,7 +73,7 @@ def compiled_ensemble_ops():
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(prog="python -m lib.sweeps.benchmark")
+    ap = argparse.ArgumentParser(prog="python -m lib.bench.benchmark")
     ap.add_argument("--archs", default="SSM-TF,TF-TF,SSM-SSM,TF-SSM")
     ap.add_argument("--members", default="1,64,256,1024")
     ap.add_argument("--steps", type=int, default=1000)

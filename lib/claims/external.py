@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from .claims import NO_AUDIT
-from .config import ROOT
+from .rules import NO_AUDIT
+from ..config import ROOT
 
 AUDITS = ROOT / "data" / "external" / "audits.yaml"
 ENTRY_KEYS = {"claim", "source", "their_id", "verdict", "measured", "numbers", "evidence", "text"}

@@ -1,13 +1,14 @@
-"""Each claim rule of lib/claims_b.py (paper B, F1-F3) on small hand-made run records:
+"""Each claim rule of lib/claims/paper_b_ngram.py (paper B, F1-F3) on small hand-made run records:
 cases that reproduce the claim, that do not, that partly do, and that cannot be tested."""
 import math
 
 import pandas as pd
 import pytest
 
-from lib import claims_b
-from lib.claims_b import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
-from lib.plots.retrieval import runs_table
+from lib.analysis import retrieval
+from lib.analysis.retrieval import runs_table
+import lib.claims.paper_b_ngram as paper_b_ngram
+from lib.claims.rules import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
 
 BATCH, STEPS = 64, 10000      # a budget of 640k examples
 EVERY = 16000                 # examples between evaluations
@@ -56,30 +57,30 @@ def test_examples_to_level_interpolates_and_holds_early_stops():
     # mean of two seeds: 0 until 96k, then (1.0 + 0.9) / 2 = 0.95 at 112k
     a = record("x", [(96000, 0.0), (112000, 1.0), (128000, 1.0)], stop=128000)
     b = record("x", [(96000, 0.0), (112000, 0.9), (128000, 0.96)] + [(x, 1.0) for x in range(144000, 640001, 16000)])
-    e = claims_b.efficiency([a, b])
+    e = retrieval.efficiency([a, b])
     assert e.examples == pytest.approx(112000)
     # one seed alone reaches 0.95 after 95% of the way from 96k to 112k
-    assert claims_b.efficiency([a]).examples == pytest.approx(96000 + 0.95 * 16000)
+    assert retrieval.efficiency([a]).examples == pytest.approx(96000 + 0.95 * 16000)
     # the early-stopped run keeps its 1.0 to the end of the 640k budget
-    assert claims_b.efficiency([a]).auc == pytest.approx((640000 - 96000 - 8000) / 640000)
-    never = claims_b.efficiency([record("x", ramp(None, 0.3))])
+    assert retrieval.efficiency([a]).auc == pytest.approx((640000 - 96000 - 8000) / 640000)
+    never = retrieval.efficiency([record("x", ramp(None, 0.3))])
     assert math.isinf(never.examples) and never.best == pytest.approx(0.3)
 
 
 def test_more_efficient_tiebreak_needs_a_margin():
-    e = lambda curve: claims_b.efficiency([record("x", curve)])  # noqa: E731
-    assert claims_b.more_efficient(e(ramp(300000)), e(ramp(None, 0.9)))
-    assert not claims_b.more_efficient(e(ramp(None, 0.9)), e(ramp(300000)))
-    assert claims_b.more_efficient(e(ramp(None, 0.5)), e(ramp(None, 0.2)))
-    assert not claims_b.more_efficient(e(ramp(None, 0.205)), e(ramp(None, 0.2)))  # within 0.01
+    e = lambda curve: retrieval.efficiency([record("x", curve)])  # noqa: E731
+    assert paper_b_ngram.more_efficient(e(ramp(300000)), e(ramp(None, 0.9)))
+    assert not paper_b_ngram.more_efficient(e(ramp(None, 0.9)), e(ramp(300000)))
+    assert paper_b_ngram.more_efficient(e(ramp(None, 0.5)), e(ramp(None, 0.2)))
+    assert not paper_b_ngram.more_efficient(e(ramp(None, 0.205)), e(ramp(None, 0.2)))  # within 0.01
 
 
 def test_bias_measure():
-    assert claims_b.bias([0.25, 0.25]) == 0
-    assert math.isinf(claims_b.bias([0.0, 0.05]))  # too few retrieved to measure a preference
-    assert claims_b.bias([0.0, 0.8]) == pytest.approx(0.5)
-    assert claims_b.bias([0.02] * 9 + [0.8]) == pytest.approx(0.9 - 9 * 0.02 / 0.98, abs=0.05)
-    assert math.isinf(claims_b.bias([0.0, 0.0, 0.0]))
+    assert paper_b_ngram.bias([0.25, 0.25]) == 0
+    assert math.isinf(paper_b_ngram.bias([0.0, 0.05]))  # too few retrieved to measure a preference
+    assert paper_b_ngram.bias([0.0, 0.8]) == pytest.approx(0.5)
+    assert paper_b_ngram.bias([0.02] * 9 + [0.8]) == pytest.approx(0.9 - 9 * 0.02 / 0.98, abs=0.05)
+    assert math.isinf(paper_b_ngram.bias([0.0, 0.0, 0.0]))
 
 
 # ---- F1: data efficiency --------------------------------------------------------------------------
@@ -105,7 +106,7 @@ PAPER_STATE = {("mamba", 32): None, ("mamba", 64): 500000, ("mamba2", 32): 56000
 
 
 def test_f1_reproduced():
-    ours, v = claims_b.f1(*f1_tables(PAPER_F1, PAPER_STATE, auc={"transformer_nope": 0.1, "mamba": 0.1}))
+    ours, v = paper_b_ngram.f1(*f1_tables(PAPER_F1, PAPER_STATE, auc={"transformer_nope": 0.1, "mamba": 0.1}))
     assert v == REPRODUCED, ours
     assert "(a)" in ours and "(d)" in ours and "fails" not in ours and "the SSMs never reach 0.95" in ours
 
@@ -113,42 +114,42 @@ def test_f1_reproduced():
 def test_f1_transformer_fastest_is_not_reproduced():
     at = {n: 500000 for n in PAPER_F1} | {"transformer": 50000, "transformer_nope": 60000}
     state = {k: 600000 for k in PAPER_STATE}  # larger states do not help
-    ours, v = claims_b.f1(*f1_tables(at, state))
+    ours, v = paper_b_ngram.f1(*f1_tables(at, state))
     assert v == NOT_REPRODUCED, ours
 
 
 def test_f1_some_hold_is_partly():
     # (d) fails: the 3/1 HybridI is slower than TF-RoPE; the others hold
-    ours, v = claims_b.f1(*f1_tables(PAPER_F1 | {"hybridI_3m2": 400000}, PAPER_STATE))
+    ours, v = paper_b_ngram.f1(*f1_tables(PAPER_F1 | {"hybridI_3m2": 400000}, PAPER_STATE))
     assert v == PARTLY and "(d)" in ours and ours.count("fails") == 1, ours
 
 
 def test_f1_nope_as_fast_as_rope_fails_b():
     at = PAPER_F1 | {"transformer_nope": 210000}
-    ours, v = claims_b.f1(*f1_tables(at, PAPER_STATE))
+    ours, v = paper_b_ngram.f1(*f1_tables(at, PAPER_STATE))
     assert v == PARTLY and "TF-NoPE 223k" in ours and ours.count("fails") == 1, ours
 
 
 def test_f1_nope_clearly_ahead_of_ssms_fails_b():
     # neither NoPE nor the SSMs reach 0.95, but NoPE is far ahead of the better SSM
-    ours, v = claims_b.f1(*f1_tables(PAPER_F1, PAPER_STATE, auc={"transformer_nope": 0.8, "mamba": 0.1}))
+    ours, v = paper_b_ngram.f1(*f1_tables(PAPER_F1, PAPER_STATE, auc={"transformer_nope": 0.8, "mamba": 0.1}))
     assert v == PARTLY and ours.count("fails") == 1, ours
 
 
 def test_f1_without_state_runs_leaves_c_untested():
-    ours, v = claims_b.f1(*f1_tables(PAPER_F1))
+    ours, v = paper_b_ngram.f1(*f1_tables(PAPER_F1))
     assert v == PARTLY and "(c) no runs of the SSMs at state 16 and a larger state -> not tested" in ours
 
 
 def test_f1_nothing_learns_is_not_reproduced():
-    ours, v = claims_b.f1(*f1_tables({n: None for n in PAPER_F1}, {k: None for k in PAPER_STATE}))
+    ours, v = paper_b_ngram.f1(*f1_tables({n: None for n in PAPER_F1}, {k: None for k in PAPER_STATE}))
     assert v == NOT_REPRODUCED
 
 
 def test_f1_missing_data_is_not_tested():
-    assert claims_b.f1(pd.DataFrame(), pd.DataFrame())[1] == NOT_TESTED
+    assert paper_b_ngram.f1(pd.DataFrame(), pd.DataFrame())[1] == NOT_TESTED
     # only HybridI runs (like a partial sweep): nothing to compare them with
-    ours, v = claims_b.f1(*f1_tables({"hybridI_3m": 150000}))
+    ours, v = paper_b_ngram.f1(*f1_tables({"hybridI_3m": 150000}))
     assert v == NOT_TESTED and "fails" not in ours
 
 
@@ -157,7 +158,7 @@ def test_f1_uses_the_best_learning_rate():
     bad = two_seeds("transformer", ramp(None), lr=1e-4)  # ignored: lower final exact match
     rest = [r for n, x in PAPER_F1.items() if n != "transformer" for r in two_seeds(n, ramp(x))]
     state = f1_tables({}, PAPER_STATE)[1]
-    assert claims_b.f1(table(*good, *bad, *rest), state)[1] == REPRODUCED
+    assert paper_b_ngram.f1(table(*good, *bad, *rest), state)[1] == REPRODUCED
 
 
 # ---- F2: extrapolation ------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ PAPER_F2_PREFIX = {"transformer": {100: 1.0, 200: 0.7, 300: 0.4, 400: 0.2},
 
 
 def test_f2_reproduced():
-    ours, v = claims_b.f2(*f2_tables(PAPER_F2_SUFFIX, PAPER_F2_PREFIX))
+    ours, v = paper_b_ngram.f2(*f2_tables(PAPER_F2_SUFFIX, PAPER_F2_PREFIX))
     assert v == REPRODUCED, ours
     assert "drop +0.900" in ours and "prefix 0.900, suffix 0.533" in ours
 
@@ -186,22 +187,22 @@ def test_f2_reproduced():
 def test_f2_not_reproduced():
     suffix = {"transformer": flat(0.98), "mamba2": flat(0.5), "hybridI_1m2": {100: 1.0, 200: 0.8, 300: 0.6, 400: 0.5}}
     prefix = {"mamba2": flat(0.52), "hybridI_1m2": flat(0.99)}
-    ours, v = claims_b.f2(*f2_tables(suffix, prefix))
+    ours, v = paper_b_ngram.f2(*f2_tables(suffix, prefix))
     assert v == NOT_REPRODUCED, ours  # (a) fails on suffix even though prefix is near-perfect
 
 
 def test_f2_partly():
     suffix = PAPER_F2_SUFFIX | {"hybrid2s_m2": {100: 1.0, 200: 0.9, 300: 0.8, 400: 0.7}}
-    ours, v = claims_b.f2(*f2_tables(suffix, PAPER_F2_PREFIX))
+    ours, v = paper_b_ngram.f2(*f2_tables(suffix, PAPER_F2_PREFIX))
     assert v == PARTLY and "Hybrid2S M2‖T suffix 0.700" in ours
 
 
 def test_f2_missing_data_is_not_tested():
-    assert claims_b.f2(pd.DataFrame(), pd.DataFrame())[1] == NOT_TESTED
+    assert paper_b_ngram.f2(pd.DataFrame(), pd.DataFrame())[1] == NOT_TESTED
     # runs without extrapolation tests
-    assert claims_b.f2(table(*two_seeds("transformer", ramp(64000))), pd.DataFrame())[1] == NOT_TESTED
+    assert paper_b_ngram.f2(table(*two_seeds("transformer", ramp(64000))), pd.DataFrame())[1] == NOT_TESTED
     # suffix only: (c) needs both formats and is not tested, the rest decides
-    ours, v = claims_b.f2(*f2_tables(PAPER_F2_SUFFIX, {}))
+    ours, v = paper_b_ngram.f2(*f2_tables(PAPER_F2_SUFFIX, {}))
     assert v == PARTLY and "(c) no suffix and prefix tests of Mamba2 beyond L=100 -> not tested" in ours
 
 
@@ -229,7 +230,7 @@ PAPER_F3_PREFIX = {"transformer": uniform(0.4), "mamba2": last(0.5, 0.9), "hybri
 
 
 def test_f3_reproduced():
-    ours, v = claims_b.f3(*f3_tables(PAPER_F3_SUFFIX, PAPER_F3_PREFIX))
+    ours, v = paper_b_ngram.f3(*f3_tables(PAPER_F3_SUFFIX, PAPER_F3_PREFIX))
     assert v == REPRODUCED, ours
     assert "mean 0.900" in ours
 
@@ -237,52 +238,52 @@ def test_f3_reproduced():
 def test_f3_not_reproduced():
     suffix = {"transformer": last(0.3, 0.7), "mamba2": uniform(0.05), "hybridI_1m2": uniform(0.2)}
     prefix = {"transformer": uniform(0.3), "mamba2": uniform(0.1), "hybridI_1m2": last(0.2, 0.8)}
-    ours, v = claims_b.f3(*f3_tables(suffix, prefix))
+    ours, v = paper_b_ngram.f3(*f3_tables(suffix, prefix))
     assert v == NOT_REPRODUCED, ours
 
 
 def test_f3_partly():
     # Mamba2 picks the last segment in only 60% of its prefix retrievals
-    ours, v = claims_b.f3(*f3_tables(PAPER_F3_SUFFIX, PAPER_F3_PREFIX | {"mamba2": last(0.5, 0.6)}))
+    ours, v = paper_b_ngram.f3(*f3_tables(PAPER_F3_SUFFIX, PAPER_F3_PREFIX | {"mamba2": last(0.5, 0.6)}))
     assert v == PARTLY and "mean 0.600" in ours
 
 
 def test_f3_a_hybrid_with_mild_bias_fails_c():
-    ours, v = claims_b.f3(*f3_tables(PAPER_F3_SUFFIX | {"hybridI_4m2": last(0.1, 0.7)}, PAPER_F3_PREFIX))
+    ours, v = paper_b_ngram.f3(*f3_tables(PAPER_F3_SUFFIX | {"hybridI_4m2": last(0.1, 0.7)}, PAPER_F3_PREFIX))
     assert v == PARTLY and "(c)" in ours and ours.count("fails") == 1, ours
 
 
 def test_f3_lowest_error_needs_a_margin():
-    ours, v = claims_b.f3(*f3_tables(PAPER_F3_SUFFIX | {"transformer": uniform(0.06)}, PAPER_F3_PREFIX))
+    ours, v = paper_b_ngram.f3(*f3_tables(PAPER_F3_SUFFIX | {"transformer": uniform(0.06)}, PAPER_F3_PREFIX))
     assert v == PARTLY and "(a)" in ours and ours.count("fails") == 1, ours  # 0.05 vs 0.06
 
 
 def test_f3_mamba2_last_share_needs_retrievals():
     # all of Mamba2's few retrievals (5%) are on the last segment: too few to count
-    ours, v = claims_b.f3(*f3_tables(PAPER_F3_SUFFIX, PAPER_F3_PREFIX | {"mamba2": last(0.95, 1.0)}))
+    ours, v = paper_b_ngram.f3(*f3_tables(PAPER_F3_SUFFIX, PAPER_F3_PREFIX | {"mamba2": last(0.95, 1.0)}))
     assert v == PARTLY and "mean 0.000" in ours
 
 
 def test_f3_nothing_retrieved_fails():
     dead = {s: (1.0, [0.0] * s) for s in SEGMENTS}
-    ours, v = claims_b.f3(*f3_tables({n: dead for n in PAPER_F3_SUFFIX}, {n: dead for n in PAPER_F3_PREFIX}))
+    ours, v = paper_b_ngram.f3(*f3_tables({n: dead for n in PAPER_F3_SUFFIX}, {n: dead for n in PAPER_F3_PREFIX}))
     assert v == NOT_REPRODUCED and "too few retrieved" in ours
 
 
 def test_f3_missing_data_is_not_tested():
-    assert claims_b.f3(pd.DataFrame(), pd.DataFrame())[1] == NOT_TESTED
+    assert paper_b_ngram.f3(pd.DataFrame(), pd.DataFrame())[1] == NOT_TESTED
     # HybridI alone (a partial sweep) tests nothing
-    ours, v = claims_b.f3(*f3_tables({"hybridI_3m": uniform(0.1)}, {"hybridI_2m": uniform(0.2)}))
+    ours, v = paper_b_ngram.f3(*f3_tables({"hybridI_3m": uniform(0.1)}, {"hybridI_2m": uniform(0.2)}))
     assert v == NOT_TESTED and "fails" not in ours
 
 
 # ---- the table --------------------------------------------------------------------------------------
 
 def test_claims_table_with_missing_experiments():
-    t = claims_b.claims_table({"B-ngram": f1_tables(PAPER_F1)[0]})
+    t = paper_b_ngram.claims_table({"B-ngram": f1_tables(PAPER_F1)[0]})
     assert list(t.columns) == ["claim", "statement", "paper", "ours", "verdict", "rule"]
     assert list(t["claim"]) == ["F1", "F2", "F3"]
     assert list(t["verdict"]) == [PARTLY, NOT_TESTED, NOT_TESTED]
     assert all(r.startswith(("Data efficiency", "Greedy exact match", "Duplicate queries")) for r in t["rule"])
     assert ">80%" in t.loc[2, "paper"] and "4x" in t.loc[1, "paper"]
-    assert claims_b.claims_table({})["verdict"].eq(NOT_TESTED).all()
+    assert paper_b_ngram.claims_table({})["verdict"].eq(NOT_TESTED).all()

@@ -7,7 +7,7 @@ verdict rests on: paper A's claims name one measurement each (KEY_NUMBERS); pape
 made of sub-statements (a), (b), ... each marked "-> holds" or "-> fails", so their key
 number is how many of the tested ones hold.
 
-    python -m lib.claims_metrics [--profile quick]   # metrics of the claims tables already written
+    python -m lib.claims.metrics [--profile quick]   # metrics of the claims tables already written
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
-from .config import ROOT
+from .rules import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
+from ..config import ROOT
 
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED)
 NUMBER = r"(never|[+-]?[\d,]*\.?\d+)"
@@ -37,7 +37,7 @@ KEY_NUMBERS = {
     "C2-window": ("SSM-TF copy accuracy at window 100", rf"copy SSM-TF: best [\d.]+ \(window \d+\), {NUMBER} at window 100"),
     "C3-length": ("hybrid - TF accuracy at long lengths", rf"hybrid - TF: short [+-]?[\d.]+, long {NUMBER}"),
     "C3-ood": ("training proportions where the hybrid is best", rf"hybrid best at {NUMBER} of"),
-    # A-claims-theory (lib/theory_a.py): the numbers each rule compares with its limit
+    # A-claims-theory (lib/claims/paper_a_theory.py): the numbers each rule compares with its limit
     "A-thm3.7": ("max witness accuracy of the models Thm 3.7 binds", rf"max witness accuracy {NUMBER}"),
     "A-thm3.3-vacuous": ("Thm 3.3 displayed bound, max over settings (bits)", rf"displayed bound max {NUMBER} bits"),
 }
@@ -62,7 +62,7 @@ def key_number(claim: str, ours: str) -> tuple[str, object] | None:
     return None
 
 
-def claims_metrics(table: pd.DataFrame) -> dict:
+def table_metrics(table: pd.DataFrame) -> dict:
     """Verdict counts (every verdict, 0 included), then each claim's key number; a table with
     rungs names each claim with its rung (F1 L10-20). Flat and short, since `dvc metrics show`
     prints one column per key: the numbers' meanings are KEY_NUMBERS' labels."""
@@ -83,12 +83,12 @@ def metrics_path(table_id: str, figures_dir: str | Path) -> Path:
 
 def write_metrics(table: pd.DataFrame, table_id: str, figures_dir: str | Path) -> Path:
     path = metrics_path(table_id, figures_dir)
-    path.write_text(json.dumps(claims_metrics(table), indent=1, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(table_metrics(table), indent=1, ensure_ascii=False) + "\n")
     return path
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lib.claims_metrics", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lib.claims.metrics", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="quick")
     args = ap.parse_args(argv)
     figures = ROOT / "figures" / args.profile

@@ -3,7 +3,7 @@ given learning rate, training length and scan path? One process trains its probe
 after another (start several processes to share a GPU); each finished probe is written
 at once as JSON, and a rerun skips what is written.
 
-    python -m lib.sweeps.probe_b --out DIR --probe hybridI_1m2:lr=3e-4 \\
+    python -m lib.bench.probe_b --out DIR --probe hybridI_1m2:lr=3e-4 \\
         --probe transformer:lr=1e-3,min_len=10,max_len=20 [--steps 4000]
 
 A probe is `family:key=value,...`; keys: lr, seed, min_len, max_len (the n-gram task's
@@ -78,7 +78,7 @@ def run_probe(family: str, s: dict, steps: int, eval_every: int, data_dir: Path,
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lib.sweeps.probe_b", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lib.bench.probe_b", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder for one JSON per probe")
     ap.add_argument("--probe", action="append", required=True, help="family:key=value,... (repeatable)")
     ap.add_argument("--steps", type=int, default=4000)
