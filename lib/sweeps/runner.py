@@ -30,6 +30,7 @@ import fcntl
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import queue
 import sys
@@ -442,7 +443,6 @@ def _train_on_cpu(order: list[list[Member]], data_dir: Path, streams: StreamCach
                     return
                 yield ens, _train(ens, torch.device("cpu"), data_dir, streams)
         return
-    import multiprocessing
     # spawn, not fork: a forked child of a process whose OpenMP threads have started can hang
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         todo, running = list(order), {}
