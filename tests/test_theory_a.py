@@ -1,11 +1,14 @@
-"""Paper A's lower bounds (lib/claims/paper_a_theory.py): the Thm 3.7 witness pairs against their
+"""Paper A's lower bounds (lib/claims/paper_a_theory.py; the witness pairs in lib/tasks/witness.py,
+the models on them in lib/training/witness.py): the Thm 3.7 witness pairs against their
 definition and against brute force (R is exactly the largest range that still changes a
 defined target), windowed Transformers that must stay at or below 1/2 on them and models
-that must not be bound, the bound formulas on hand-computed values, and the claim rules
-flipping on perturbed data. A few seconds on 2 CPU cores."""
+that must not be bound, the final test `witness` of trained runs (its record, its refusal on
+tasks without pairs), the bound formulas on hand-computed values, and
+the claim rules flipping on perturbed data. A few seconds on 2 CPU cores."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -17,8 +20,8 @@ import lib.claims.paper_a_theory as T
 from lib.claims.rules import NOT_REPRODUCED, NOT_TESTED, REPRODUCED
 from lib.constructions import build_decode_recall, build_selective_copy
 from lib.models import build_model, micro
-from lib.tasks import make_task
-from lib.training import TrainConfig, train
+from lib.tasks import TaskError, make_task
+from lib.training import TrainConfig, final_tests, train
 
 PAPER = {"selective_copy": dict(num_vocab=26, numbers=5, p=0.2, length=100),
          "decode_recall_last": dict(num_vocab=32, length=100),
@@ -257,8 +260,40 @@ def test_vacuity_rule_flips_on_perturbed_data():
     assert T.thm33_vacuous(table[table["m"] == 0])[1] == NOT_TESTED
 
 
-def test_witness_test_has_the_final_test_signature():
-    task = make_task("mkar", **PAPER["mkar"])
-    model = build_model(micro("TF-TF", 8, window=20), task.vocab_size, task.seq_len, seed=0)
-    r = T.witness_test(model, task, None, n=50, device="cpu")
-    assert r["n_pairs"] == 50 and r["bound"] and r["agree"] == 1.0 and r["acc"] <= 0.5
+def test_witness_final_test_on_a_bound_transformer_stays_at_or_below_one_half(tmp_path):
+    """The final test `witness` (what each trained run of A-fig14/A-fig15 records), on a briefly
+    trained TF-TF whose receptive field (19) is below R (32): bit-identical logits on both members
+    in fp32, the same answer on every pair, accuracy <= 1/2; a small JSON-able record."""
+    task = make_task("selective_copy", num_vocab=6, numbers=3, length=32)
+    model = build_model(micro("TF-TF", 8, window=10), task.vocab_size, task.seq_len, seed=0)
+    train(model, task, TrainConfig(steps=30, lr=1e-2, warmup=5), seed=0, device="cpu", progress=False)
+    assert next(model.parameters()).dtype == torch.float32
+    r = final_tests.run_tests(model, task, {"witness": {"n": 200}}, tmp_path, device="cpu")["witness"]
+    assert set(r) == {"n_pairs", "acc", "se", "agree", "both_right", "R", "sum_windows", "receptive_field",
+                      "bound", "max_logit_gap"}
+    assert r["n_pairs"] == 200 and r["R"] == 32 and r["receptive_field"] == 19 and r["sum_windows"] == 20
+    assert r["bound"] is True and r["max_logit_gap"] == 0.0 and r["agree"] == 1.0
+    assert r["acc"] <= 0.5 and r["both_right"] == 0.0
+    assert json.loads(json.dumps(r, allow_nan=False)) == r  # small, plain JSON
+    # the pairs are WITNESS_SEED's whatever the run's seed: another model sees the same pairs
+    assert (T.witness_pairs(task, 200).x == T.witness_pairs(task, 200, T.WITNESS_SEED).x).all()
+
+
+def test_the_witness_test_is_refused_on_a_task_without_witness_pairs():
+    """Before any training, in one line: paper B's n-gram task, the dense decode-recall task (no
+    last-position theorem), a setting the test does not take, fewer than two pairs."""
+    ngram = make_task("ngram", num_symbols=30, n=2, k=3, min_len=10, max_len=20)
+    for task, match in ((ngram, "the witness test needs one of the tasks selective_copy, decode_recall_last, "
+                                 "mkar, needle, not 'ngram'"),
+                        (make_task("decode_recall", num_vocab=32, length=100), "not 'decode_recall'")):
+        with pytest.raises(TaskError, match=match) as e:
+            final_tests.check({"witness": {"n": 100}}, task)
+        assert "\n" not in str(e.value)
+    mkar = make_task("mkar", **PAPER["mkar"])
+    final_tests.check({"witness": {"n": 100}}, mkar)
+    with pytest.raises(TaskError, match="test 'witness' has no setting lengths"):
+        final_tests.check({"witness": {"lengths": [10]}}, mkar)
+    with pytest.raises(TaskError, match="needs n >= 2 pairs"):
+        final_tests.check({"witness": {"n": 1}}, mkar)
+    with pytest.raises(TaskError, match="the lengths test needs the decode_recall task, not 'mkar'"):
+        final_tests.check({"lengths": {"lengths": [10]}}, mkar)
