@@ -3,7 +3,7 @@ the models on them in lib/training/witness.py): the Thm 3.7 witness pairs agains
 definition and against brute force (R is exactly the largest range that still changes a
 defined target), windowed Transformers that must stay at or below 1/2 on them and models
 that must not be bound, the final test `witness` of trained runs (its record, its refusal on
-tasks without pairs), the bound formulas on hand-computed values, and
+tasks without pairs, a tiny sweep end to end), the bound formulas on hand-computed values, and
 the claim rules flipping on perturbed data. A few seconds on 2 CPU cores."""
 from __future__ import annotations
 
@@ -248,6 +248,9 @@ def test_witness_rule_flips_on_perturbed_data():
     assert T.thm37_witness(within)[1] == REPRODUCED
     assert T.thm37_witness(base[~base["bound"]])[1] == NOT_TESTED
     assert T.thm37_witness(pd.DataFrame())[1] == NOT_TESTED
+    # trained runs' rows, where given, decide; without them the untrained ones do
+    assert T.thm37_witness(over, base)[1] == REPRODUCED and T.thm37_witness(base, over)[1] == NOT_REPRODUCED
+    assert T.thm37_witness(over, pd.DataFrame())[1] == NOT_REPRODUCED
 
 
 def test_vacuity_rule_flips_on_perturbed_data():
@@ -297,3 +300,34 @@ def test_the_witness_test_is_refused_on_a_task_without_witness_pairs():
         final_tests.check({"witness": {"n": 1}}, mkar)
     with pytest.raises(TaskError, match="the lengths test needs the decode_recall task, not 'mkar'"):
         final_tests.check({"lengths": {"lengths": [10]}}, mkar)
+
+
+def test_a_sweep_records_the_witness_test_and_the_claim_reads_it(tmp_path, monkeypatch):
+    """End to end on a tiny window sweep: each run record holds `tests.witness`; witness_runs reads
+    them back through results.parquet (here as the 'quick' results of A-fig14), trained_witness
+    sums them per window, and the claim rule prefers them to the untrained models."""
+    from lib import config
+    from lib.config import expand_runs
+    from lib.sweeps import run_sweep
+
+    spec = {"name": "A-fig14", "profile": "quick", "task": {"name": "selective_copy", "length": 24},
+            "eval": {"n": 32, "seed": 1}, "model": {"family": "micro", "d_model": 4},
+            "grid": {"arch": ["TF-TF"], "window": [4, 24]}, "seeds": 1,
+            "train": {"steps": 6, "batch_size": 4, "warmup": 2}, "lr": {"grid": [1e-2]},
+            "tests": {"witness": {"n": 50}}}
+    runs = expand_runs(spec)
+    monkeypatch.setattr(config, "ROOT", tmp_path)  # committed_results reads <ROOT>/data/results
+    out = tmp_path / "data" / "results" / "quick" / "A-fig14"
+    run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
+    for run in runs:
+        w = json.loads((out / "runs" / f"{run.id}.json").read_text())["tests"]["witness"]
+        assert w["n_pairs"] == 50 and w["bound"] is (run.model["window"] == 4)
+    got = T.witness_runs("quick")
+    assert len(got) == 2 and got["trained"].all() and got.set_index("window").loc[4, "max_logit_gap"] == 0.0
+    summary = T.trained_witness(got)
+    assert summary["window"].tolist() == [4, 24] and summary["bound"].tolist() == [True, False]
+    bound = summary.iloc[0]
+    assert bound["acc_max"] <= 0.5 < bound["limit"] and bound["above"] == 0
+    ours, verdict = T.thm37_witness(witness_rows(), got)
+    assert verdict == REPRODUCED and ours.startswith("1 bound models (1 trained)"), ours
+    assert T.witness_runs("gpu").empty  # no results there: the notebook then uses the untrained models

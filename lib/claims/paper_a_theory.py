@@ -19,8 +19,8 @@ Where the Thm 3.7 check lives: the witness pairs (`witness_pairs`, `dependency_r
 lib/tasks/witness.py; the models on them (`receptive_field`, `is_bound`, `witness_eval`) in
 lib/training/witness.py, which the final test `witness` (lib/training/final_tests.py) runs on
 every trained run of A-fig14/A-fig15, its numbers kept in the run record; here, re-exported
-from both, the untrained and constructed models (`witness_table`) and the claim rule
-(`thm37_witness`).
+from both, the untrained and constructed models (`witness_table`), the trained runs' records
+(`witness_runs`, `trained_witness`) and the claim rule (`thm37_witness`).
 
 Thm 3.3 (SSMs). F(u, v) with u in V^m (local context), v a control value (Def 3.1); Assumption
 3.2: some q controls v^(1..q) make G(u) = (F(u, v^(1)), ..., F(u, v^(q))) injective on V^m.
@@ -64,7 +64,7 @@ WIDTH_EXPERIMENTS = ("A-fig4", "A-fig5", "A-fig6", "A-fig7")  # each task's pure
 
 def witness_table(n: int = 1000, seed: int = 0, params: dict | None = None, constructions: bool = True) -> pd.DataFrame:
     """Untrained models on their task's witness pairs (the trained runs of A-fig14/A-fig15 record
-    their own, the final test `witness`): every architecture of A-fig14/A-fig15 at every window of their
+    their own: `witness_runs`): every architecture of A-fig14/A-fig15 at every window of their
     (paper-protocol) grid, each task's pure Transformer of A-fig4..A-fig7 at its window and
     smallest width, and the constructed hybrids of Thms 4.3/4.6. One row per model: R, windows, whether Thm 3.7 binds it, accuracy
     on the pairs with its standard error, pairs answered alike, and whether any pair's logits differ."""
@@ -104,6 +104,47 @@ def witness_table(n: int = 1000, seed: int = 0, params: dict | None = None, cons
     out = pd.DataFrame(rows)
     out["differs"] = out.pop("max_logit_gap") > 0  # the model's logits tell some pair apart
     return out
+
+
+def witness_runs(results_profile: str = "gpu", experiments=WINDOW_EXPERIMENTS) -> pd.DataFrame:
+    """The trained runs of the window sweeps in the committed `results_profile` results, one row
+    per run that recorded the final test `witness` (lib.training.final_tests): its labels (arch,
+    window), seed, and the test's entries (n_pairs, acc, se, agree, both_right, R, sum_windows,
+    receptive_field, bound, max_logit_gap), `trained` True. Empty when no run recorded it (runs
+    trained before the test existed)."""
+    from ..results import tests_table
+
+    frames = []
+    for name in experiments:
+        folder = committed_results(name, results_profile)
+        if (folder / "results.parquet").exists():
+            df = tests_table(folder, "witness")
+            if "acc" in df:
+                frames.append(df[df["acc"].notna()])
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out["bound"] = out["bound"].astype(bool)
+    out["trained"] = True
+    return out
+
+
+def trained_witness(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, arch, window) of `witness_runs`: the runs (seeds), R and the receptive
+    field, whether Thm 3.7 binds the model, the mean and the max witness accuracy over seeds,
+    the bound 1/2 + 2 se (se: the largest over seeds, per run over its pairs) and how many runs
+    exceed their own 1/2 + 2 se (for a bound model, any is a bug)."""
+    if runs is None or runs.empty:
+        return pd.DataFrame()
+    runs = runs.assign(over=runs["acc"] > 0.5 + runs["se"].map(z_margin))
+    out = runs.groupby(["experiment", "arch", "window"], sort=False).agg(  # the grid's order
+        runs=("acc", "size"), R=("R", "first"), receptive_field=("receptive_field", "first"),
+        bound=("bound", "first"), acc_mean=("acc", "mean"), acc_max=("acc", "max"), se=("se", "max"),
+        above=("over", "sum")).reset_index()
+    out.insert(out.columns.get_loc("se"), "limit", 0.5 + 2 * out["se"])
+    out["receptive_field"] = out["receptive_field"].astype("Int64")  # <NA>: unbounded (an SSM layer)
+    return out.drop(columns="se")
 
 
 # --------------------------------------------------------------------------- the bounds
@@ -343,18 +384,21 @@ def z_margin(se: float, z: float = 2.0) -> float:
     return z * (0.0 if se != se else se)
 
 
-def thm37_witness(witness: pd.DataFrame) -> tuple[str, str]:
+def thm37_witness(witness: pd.DataFrame, trained: pd.DataFrame | None = None) -> tuple[str, str]:
     """Reproduced if every evaluated model that Thm 3.7 binds (attention only, receptive field
     below R) has witness accuracy at most 1/2 + 2 standard errors (over pairs), and at least one
     model is bound; not reproduced if any bound model exceeds it (a bug in the model or its
-    window); not tested without a bound model."""
+    window); not tested without a bound model. The models: the trained runs' final test
+    `witness` where they recorded one, else models at initialisation and constructions."""
+    if trained is not None and not trained.empty:
+        witness = trained
     if witness is None or witness.empty or not witness["bound"].any():
         return "no model bound by Thm 3.7 evaluated", NOT_TESTED
     bound = witness[witness["bound"].astype(bool)]
     over = bound[bound["acc"] > 0.5 + bound["se"].map(z_margin)]
     free = witness[~witness["bound"].astype(bool)]
-    trained = int(bound["trained"].sum()) if "trained" in bound else 0
-    ours = (f"{len(bound)} bound models ({trained} trained): max witness accuracy {bound['acc'].max():.3f}, "
+    n_trained = int(bound["trained"].sum()) if "trained" in bound else 0
+    ours = (f"{len(bound)} bound models ({n_trained} trained): max witness accuracy {bound['acc'].max():.3f}, "
             f"answers agree on {bound['agree'].min():.3f}+ of pairs; {len(over)} above 1/2 + 2 se")
     if len(free):
         ours += f"; {len(free)} unbound models: max accuracy {free['acc'].max():.3f}"
@@ -383,7 +427,7 @@ def thm33_vacuous(table: pd.DataFrame) -> tuple[str, str]:
 CLAIMS_THEORY = [
     Claim("A-thm3.7", "any sliding-window Transformer (no SSM layer) with sum of windows below R cannot beat "
           "1/2 on R-locally-sensitive pairs (Thm 3.7).", "Thm 3.7: sum_i W_i >= R; Thms 4.2, 4.5: >= Omega(L)",
-          ("witness",), thm37_witness),
+          ("witness", "witness-trained"), thm37_witness),
     Claim("A-thm3.3-vacuous", "audit (3P): Thm 3.3's injectivity assumption forces q log #Y >= m log #V, so its "
           "displayed bound is vacuous.", "Thm 3.3: sum_i log #S_i >= Omega(m log #V - q log #Y)",
           ("A-tab-theory",), thm33_vacuous),
@@ -394,4 +438,5 @@ __all__ = ["WITNESS_SEED", "WitnessPairs", "CLAIMS_THEORY", "THEORY_EXPERIMENTS"
            "check_witness_pairs", "dependency_range", "in_support", "injectivity_demo", "is_bound", "last_targets",
            "q_min_injective", "range_reason", "receptive_field", "results_provenance", "state_floats", "sum_windows",
            "task_bounds", "theory_table", "thm33_displayed", "thm33_fano", "thm33_instance", "thm37_witness",
-           "thm33_vacuous", "thm42", "thm45", "witness_eval", "witness_pairs", "witness_table"]
+           "thm33_vacuous", "thm42", "thm45", "trained_witness", "witness_eval", "witness_pairs", "witness_runs",
+           "witness_table"]
