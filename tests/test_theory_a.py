@@ -1,11 +1,14 @@
-"""Paper A's lower bounds (lib/claims/paper_a_theory.py): the Thm 3.7 witness pairs against their
+"""Paper A's lower bounds (lib/claims/paper_a_theory.py; the witness pairs in lib/tasks/witness.py,
+the models on them in lib/training/witness.py): the Thm 3.7 witness pairs against their
 definition and against brute force (R is exactly the largest range that still changes a
 defined target), windowed Transformers that must stay at or below 1/2 on them and models
-that must not be bound, the bound formulas on hand-computed values, and the claim rules
-flipping on perturbed data. A few seconds on 2 CPU cores."""
+that must not be bound, the final test `witness` of trained runs (its record, its refusal on
+tasks without pairs, a tiny sweep end to end), the bound formulas on hand-computed values, and
+the claim rules flipping on perturbed data. A few seconds on 2 CPU cores."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -17,8 +20,8 @@ import lib.claims.paper_a_theory as T
 from lib.claims.rules import NOT_REPRODUCED, NOT_TESTED, REPRODUCED
 from lib.constructions import build_decode_recall, build_selective_copy
 from lib.models import build_model, micro
-from lib.tasks import make_task
-from lib.training import TrainConfig, train
+from lib.tasks import TaskError, make_task
+from lib.training import TrainConfig, final_tests, train
 
 PAPER = {"selective_copy": dict(num_vocab=26, numbers=5, p=0.2, length=100),
          "decode_recall_last": dict(num_vocab=32, length=100),
@@ -245,6 +248,9 @@ def test_witness_rule_flips_on_perturbed_data():
     assert T.thm37_witness(within)[1] == REPRODUCED
     assert T.thm37_witness(base[~base["bound"]])[1] == NOT_TESTED
     assert T.thm37_witness(pd.DataFrame())[1] == NOT_TESTED
+    # trained runs' rows, where given, decide; without them the untrained ones do
+    assert T.thm37_witness(over, base)[1] == REPRODUCED and T.thm37_witness(base, over)[1] == NOT_REPRODUCED
+    assert T.thm37_witness(over, pd.DataFrame())[1] == NOT_REPRODUCED
 
 
 def test_vacuity_rule_flips_on_perturbed_data():
@@ -257,8 +263,71 @@ def test_vacuity_rule_flips_on_perturbed_data():
     assert T.thm33_vacuous(table[table["m"] == 0])[1] == NOT_TESTED
 
 
-def test_witness_test_has_the_final_test_signature():
-    task = make_task("mkar", **PAPER["mkar"])
-    model = build_model(micro("TF-TF", 8, window=20), task.vocab_size, task.seq_len, seed=0)
-    r = T.witness_test(model, task, None, n=50, device="cpu")
-    assert r["n_pairs"] == 50 and r["bound"] and r["agree"] == 1.0 and r["acc"] <= 0.5
+def test_witness_final_test_on_a_bound_transformer_stays_at_or_below_one_half(tmp_path):
+    """The final test `witness` (what each trained run of A-fig14/A-fig15 records), on a briefly
+    trained TF-TF whose receptive field (19) is below R (32): bit-identical logits on both members
+    in fp32, the same answer on every pair, accuracy <= 1/2; a small JSON-able record."""
+    task = make_task("selective_copy", num_vocab=6, numbers=3, length=32)
+    model = build_model(micro("TF-TF", 8, window=10), task.vocab_size, task.seq_len, seed=0)
+    train(model, task, TrainConfig(steps=30, lr=1e-2, warmup=5), seed=0, device="cpu", progress=False)
+    assert next(model.parameters()).dtype == torch.float32
+    r = final_tests.run_tests(model, task, {"witness": {"n": 200}}, tmp_path, device="cpu")["witness"]
+    assert set(r) == {"n_pairs", "acc", "se", "agree", "both_right", "R", "sum_windows", "receptive_field",
+                      "bound", "max_logit_gap"}
+    assert r["n_pairs"] == 200 and r["R"] == 32 and r["receptive_field"] == 19 and r["sum_windows"] == 20
+    assert r["bound"] is True and r["max_logit_gap"] == 0.0 and r["agree"] == 1.0
+    assert r["acc"] <= 0.5 and r["both_right"] == 0.0
+    assert json.loads(json.dumps(r, allow_nan=False)) == r  # small, plain JSON
+    # the pairs are WITNESS_SEED's whatever the run's seed: another model sees the same pairs
+    assert (T.witness_pairs(task, 200).x == T.witness_pairs(task, 200, T.WITNESS_SEED).x).all()
+
+
+def test_the_witness_test_is_refused_on_a_task_without_witness_pairs():
+    """Before any training, in one line: paper B's n-gram task, the dense decode-recall task (no
+    last-position theorem), a setting the test does not take, fewer than two pairs."""
+    ngram = make_task("ngram", num_symbols=30, n=2, k=3, min_len=10, max_len=20)
+    for task, match in ((ngram, "the witness test needs one of the tasks selective_copy, decode_recall_last, "
+                                 "mkar, needle, not 'ngram'"),
+                        (make_task("decode_recall", num_vocab=32, length=100), "not 'decode_recall'")):
+        with pytest.raises(TaskError, match=match) as e:
+            final_tests.check({"witness": {"n": 100}}, task)
+        assert "\n" not in str(e.value)
+    mkar = make_task("mkar", **PAPER["mkar"])
+    final_tests.check({"witness": {"n": 100}}, mkar)
+    with pytest.raises(TaskError, match="test 'witness' has no setting lengths"):
+        final_tests.check({"witness": {"lengths": [10]}}, mkar)
+    with pytest.raises(TaskError, match="needs n >= 2 pairs"):
+        final_tests.check({"witness": {"n": 1}}, mkar)
+    with pytest.raises(TaskError, match="the lengths test needs the decode_recall task, not 'mkar'"):
+        final_tests.check({"lengths": {"lengths": [10]}}, mkar)
+
+
+def test_a_sweep_records_the_witness_test_and_the_claim_reads_it(tmp_path, monkeypatch):
+    """End to end on a tiny window sweep: each run record holds `tests.witness`; witness_runs reads
+    them back through results.parquet (here as the 'quick' results of A-fig14), trained_witness
+    sums them per window, and the claim rule prefers them to the untrained models."""
+    from lib import config
+    from lib.config import expand_runs
+    from lib.sweeps import run_sweep
+
+    spec = {"name": "A-fig14", "profile": "quick", "task": {"name": "selective_copy", "length": 24},
+            "eval": {"n": 32, "seed": 1}, "model": {"family": "micro", "d_model": 4},
+            "grid": {"arch": ["TF-TF"], "window": [4, 24]}, "seeds": 1,
+            "train": {"steps": 6, "batch_size": 4, "warmup": 2}, "lr": {"grid": [1e-2]},
+            "tests": {"witness": {"n": 50}}}
+    runs = expand_runs(spec)
+    monkeypatch.setattr(config, "ROOT", tmp_path)  # committed_results reads <ROOT>/data/results
+    out = tmp_path / "data" / "results" / "quick" / "A-fig14"
+    run_sweep(runs, out, profile="quick", data_dir=tmp_path / "eval", progress=False)
+    for run in runs:
+        w = json.loads((out / "runs" / f"{run.id}.json").read_text())["tests"]["witness"]
+        assert w["n_pairs"] == 50 and w["bound"] is (run.model["window"] == 4)
+    got = T.witness_runs("quick")
+    assert len(got) == 2 and got["trained"].all() and got.set_index("window").loc[4, "max_logit_gap"] == 0.0
+    summary = T.trained_witness(got)
+    assert summary["window"].tolist() == [4, 24] and summary["bound"].tolist() == [True, False]
+    bound = summary.iloc[0]
+    assert bound["acc_max"] <= 0.5 < bound["limit"] and bound["above"] == 0
+    ours, verdict = T.thm37_witness(witness_rows(), got)
+    assert verdict == REPRODUCED and ours.startswith("1 bound models (1 trained)"), ours
+    assert T.witness_runs("gpu").empty  # no results there: the notebook then uses the untrained models

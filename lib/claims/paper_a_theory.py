@@ -15,6 +15,13 @@ sum W_i >= R (the paper's display may count the shared suffix as R, which would 
 Here R is, per task, the largest distance back from the last position (plus one) at which a
 token can still change a *defined* target: `dependency_range`, `witness_pairs`.
 
+Where the Thm 3.7 check lives: the witness pairs (`witness_pairs`, `dependency_range`, ...) in
+lib/tasks/witness.py; the models on them (`receptive_field`, `is_bound`, `witness_eval`) in
+lib/training/witness.py, which the final test `witness` (lib/training/final_tests.py) runs on
+every trained run of A-fig14/A-fig15, its numbers kept in the run record; here, re-exported
+from both, the untrained and constructed models (`witness_table`), the trained runs' records
+(`witness_runs`, `trained_witness`) and the claim rule (`thm37_witness`).
+
 Thm 3.3 (SSMs). F(u, v) with u in V^m (local context), v a control value (Def 3.1); Assumption
 3.2: some q controls v^(1..q) make G(u) = (F(u, v^(1)), ..., F(u, v^(q))) injective on V^m.
 Then (as displayed) any k-layer SSM with state spaces S_i that computes F with probability
@@ -33,318 +40,33 @@ of Omega are set to 1 everywhere here, and said so in every table.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 
 from .paper_a import params_to
 from .rules import INF, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, Claim
-from ..tasks import Task, rng_for
+from ..tasks import Task
 from ..tasks.paper_a import DecodeRecallLast, MultiKeyRecall, NeedleInHaystack, SelectiveCopy
+# the witness pairs and the models on them live below the sweeps, where the final test `witness`
+# runs them on every trained run; re-exported here, where the notebook and the tests read them
+from ..tasks.witness import (WITNESS_SEED, WitnessPairs, check_witness_pairs, dependency_range, in_support,
+                             last_targets, range_reason, witness_pairs)
+from ..training.witness import attention_only, is_bound, receptive_field, sum_windows, witness_eval
 
-WITNESS_SEED = 0
 CONSTANT = 1.0  # the unknown constant of every Omega(.), stated as 1
 
-# --------------------------------------------------------------------------- targets, support
-
-def last_targets(task: Task, x: np.ndarray) -> np.ndarray:
-    """The target at the LAST position of each row of x, recomputed from the inputs by the
-    task's definition (task.null where there is none). tests/test_theory_a.py checks it
-    against the generator's own targets."""
-    x = np.atleast_2d(np.asarray(x))
-    L, null = x.shape[1], task.null
-    out = np.full(len(x), null)
-    if isinstance(task, SelectiveCopy):
-        V = task.num_vocab
-        for b, row in enumerate(x):
-            nums = np.where((row >= V) & (row < V + task.numbers))[0]
-            if len(nums):
-                v = int(row[nums[-1]]) - V + task.first_number
-                if L - 1 - v >= 0:
-                    out[b] = row[L - 1 - v]
-    elif type(task) is DecodeRecallLast:
-        V, nb = task.num_vocab, task.n_bits
-        for b, row in enumerate(x):
-            word = int(sum(int(t - V) << (nb - 1 - i) for i, t in enumerate(row[L - nb:])))
-            hits = np.where(row[: L - nb - 1] == word)[0]  # occurrences with a context follower
-            if len(hits):
-                out[b] = row[hits[-1] + 1]
-    elif isinstance(task, MultiKeyRecall):
-        k = task.key_size
-        for b, row in enumerate(x):
-            store = {}
-            for i in range(k + 1, L):  # the store at i (k-gram ending at i-1 -> x[i]), i > k
-                store[tuple(row[i - k:i])] = row[i]
-            out[b] = store.get(tuple(row[L - k:]), null)
-    elif isinstance(task, NeedleInHaystack):
-        for b, row in enumerate(x):
-            pos = np.where(row == task.num_vocab)[0]
-            if len(pos):
-                out[b] = row[pos[0] + 1]
-    else:
-        raise TypeError(f"no dependency range for task {task.name!r}")
-    return out
-
-
-def in_support(task: Task, x: np.ndarray) -> np.ndarray:
-    """Per row: could the task's generator have drawn it (probability > 0)?"""
-    x = np.atleast_2d(np.asarray(x))
-    L, V = x.shape[1], task.num_vocab
-    words = (x >= 0) & (x < V)
-    if isinstance(task, SelectiveCopy):  # every position iid over words and numbers (mixed too)
-        return ((x >= 0) & (x < V + task.numbers)).all(1)
-    if type(task) is DecodeRecallLast:
-        nb = task.n_bits
-        return words[:, : L - nb].all(1) & ((x[:, L - nb:] == V) | (x[:, L - nb:] == V + 1)).all(1)
-    if isinstance(task, MultiKeyRecall):
-        return words.all(1)
-    if isinstance(task, NeedleInHaystack):
-        marker = x == V
-        one = marker.sum(1) == 1
-        first_half = marker[:, : L // 2].any(1)
-        return one & first_half & (x[:, -1] == V + 1) & (words | marker)[:, :-1].all(1)
-    raise TypeError(f"no dependency range for task {task.name!r}")
-
-
-# --------------------------------------------------------------------------- dependency range
-
-def dependency_range(task: Task) -> int:
-    """R: the witness pairs differ at position L - R (0-indexed), i.e. R - 1 positions before the
-    last one, agree on the last R - 1 tokens, and have different defined targets."""
-    return task.length - _first_differing(task)
-
-
-def _first_differing(task: Task) -> int:
-    """The earliest position that can still change a defined target at the last position."""
-    if isinstance(task, SelectiveCopy):
-        return 0  # the only number token, at position 0, sets the distance
-    if type(task) is DecodeRecallLast:
-        return 1  # the follower of the query word's only occurrence, at position 0
-    if isinstance(task, MultiKeyRecall):
-        return 2  # position 2 moves the final key's last stored occurrence (see range_reason)
-    if isinstance(task, NeedleInHaystack):
-        return 1  # the needle, after the marker at position 0
-    raise TypeError(f"no dependency range for task {getattr(task, 'name', task)!r} (dense decode_recall has no "
-                    "last-position theorem; paper B's tasks are not paper A's)")
-
-
-def range_reason(task: Task) -> str:
-    """How R follows from the generator (lib/tasks/paper_a.py), in one sentence."""
-    L, R = task.length, dependency_range(task)
-    if isinstance(task, SelectiveCopy):
-        return (f"R = L = {R}: the last target is x[L-1-v] with v the value of the most recent number token; "
-                f"when the only number sits at position 0 (the generator draws every position iid, so this has "
-                f"probability > 0), changing it from #a to #b moves the target, and position 0 is L-1 back")
-    if type(task) is DecodeRecallLast:
-        return (f"R = L-1 = {R}: the last target is the token after the last occurrence of the queried word among "
-                f"positions 0..L-{task.n_bits}-2; if that word occurs only at position 0, the target is x[1], "
-                f"L-2 back (changing x[0] itself only removes the target)")
-    if isinstance(task, MultiKeyRecall):
-        k = task.key_size
-        if k == 1:
-            return (f"R = L-2 = {R}: the generator stores x[i-1] -> x[i] only for i > 1, so the earliest stored "
-                    f"pair is x[1] -> x[2]; when the final key occurs only at position 1, the target is x[2], L-3 "
-                    f"back (changing x[1] only removes the target)")
-        return (f"R = L-2 = {R}: the generator stores key x[i-k:i] -> x[i] only for i > k, so x[0] never matters "
-                f"and a change at position 1 alone can only add or remove the oldest stored key; at position 2 a key "
-                f"q = (a, b, .., b) can sit at 1..k in x' (value x[k+1] = b) and at 2..k+1 in x (value x[k+2] = c "
-                f"!= b), the two inputs differing only in x[2] (b vs a), L-3 back. The value of the first stored "
-                f"key, x[k+1], would give only L-k-1 (found by brute force, tests/test_theory_a.py)")
-    if isinstance(task, NeedleInHaystack):
-        return (f"R = L-1 = {R}: the target is the word after the marker #0, drawn in 0..L/2-1; with the marker "
-                f"at 0 the needle x[1] is L-2 back (moving the marker is impossible without changing the suffix)")
-    raise TypeError(task)
-
-
-@dataclass
-class WitnessPairs:
-    x: np.ndarray    # [n, L] first members
-    x2: np.ndarray   # [n, L] second members: equal to x on the last R - 1 tokens
-    y: np.ndarray    # [n] target at the last position of x
-    y2: np.ndarray   # [n] ... of x2 (!= y)
-    R: int
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-
-def witness_pairs(task: Task, n: int, seed: int = WITNESS_SEED) -> WitnessPairs:
-    """n pairs that agree on their last R - 1 tokens, differ at position L - R and have
-    different defined targets at the last position; both members are in the task's support."""
-    rng = rng_for(seed, f"{task.key()}/witness")
-    L, V = task.length, task.num_vocab
-    if isinstance(task, SelectiveCopy):
-        if task.numbers < 2:
-            raise ValueError("selective copy needs two number tokens for a witness pair")
-        if L - task.first_number - task.numbers < 1:
-            raise ValueError("selective copy witnesses need the largest distance below L - 1")
-        x = rng.integers(0, V, (n, L))
-        ab = np.stack([rng.choice(task.numbers, 2, replace=False) for _ in range(n)])
-        x2 = x.copy()
-        x[:, 0], x2[:, 0] = V + ab[:, 0], V + ab[:, 1]
-        rows = np.arange(n)
-        src = L - 1 - (task.first_number + ab)  # the two targets' positions
-        pair_words = np.stack([rng.choice(V, 2, replace=False) for _ in range(n)])
-        for j in range(2):
-            x[rows, src[:, j]] = pair_words[:, j]
-            x2[rows, src[:, j]] = pair_words[:, j]
-    elif type(task) is DecodeRecallLast:
-        nb = task.n_bits
-        word = rng.integers(0, V, n)
-        others = rng.integers(0, V - 1, (n, L))
-        x = others + (others >= word[:, None])  # words other than the query
-        x[:, 0] = word
-        x[:, L - nb:] = V + ((word[:, None] >> np.arange(nb - 1, -1, -1)) & 1)
-        cc = np.stack([rng.choice(V - 1, 2, replace=False) for _ in range(n)])
-        cc = cc + (cc >= word[:, None])
-        x2 = x.copy()
-        x[:, 1], x2[:, 1] = cc[:, 0], cc[:, 1]
-    elif isinstance(task, MultiKeyRecall):
-        x, x2 = _mkar_pairs(task, n, rng)
-    elif isinstance(task, NeedleInHaystack):
-        x = rng.integers(0, V, (n, L))
-        x[:, 0], x[:, -1] = V, V + 1
-        cc = np.stack([rng.choice(V, 2, replace=False) for _ in range(n)])
-        x2 = x.copy()
-        x[:, 1], x2[:, 1] = cc[:, 0], cc[:, 1]
-    else:
-        _first_differing(task)  # raises with the reason
-    return WitnessPairs(x, x2, last_targets(task, x), last_targets(task, x2), dependency_range(task))
-
-
-def _mkar_pairs(task: MultiKeyRecall, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs differing only at position 2 (range_reason). k = 1: the final key q = a at position 1
-    only, its value x[2] = c or c'. k >= 2: q = (a, b, .., b); x' holds q at 1..k (value x[k+1] = b),
-    x holds it at 2..k+1 (value x[k+2] = c != b). The final key sits at L-k..L-1; the rest is
-    filled left to right never completing q, then checked (rare overlaps redrawn)."""
-    L, V, k = task.length, task.num_vocab, task.key_size
-    if L < 2 * k + 4 or V < (3 if k == 1 else 2):
-        raise ValueError("mkar witnesses need length >= 2k + 4 and two words (three for k = 1)")
-    xs, x2s = [], []
-    while len(xs) < n:
-        a, b = rng.choice(V, 2, replace=False)
-        row = rng.integers(0, V, L)
-        if k == 1:
-            q = np.array([a])
-            c = rng.choice(np.setdiff1d(np.arange(V), [a]), 2, replace=False)
-            row[1] = a
-            first_free = 3
-        else:
-            q = np.array([a] + [b] * (k - 1))
-            row[1], row[3:k + 2] = a, b
-            row[k + 2] = rng.choice(np.setdiff1d(np.arange(V), [b]))
-            first_free = k + 3
-        row[L - k:] = q
-        for i in range(first_free, L - k):  # free positions: never end a copy of q
-            if np.array_equal(row[i - k + 1:i], q[:-1]) and row[i] == q[-1]:
-                row[i] = (q[-1] + 1 + rng.integers(0, V - 1)) % V
-        x, x2 = row.copy(), row.copy()
-        if k == 1:
-            x[2], x2[2] = c
-        else:
-            x[2], x2[2] = a, b
-        tx, tx2 = last_targets(task, np.stack([x, x2]))
-        want = (c[0], c[1]) if k == 1 else (row[k + 2], b)
-        if (tx, tx2) == want:
-            xs.append(x), x2s.append(x2)
-    return np.stack(xs), np.stack(x2s)
-
-
-def check_witness_pairs(task: Task, pairs: WitnessPairs) -> dict:
-    """The definition, checked: shared suffix of exactly R - 1 tokens (they differ at L - R),
-    defined and different targets, both members in the task's support."""
-    L, R = task.length, pairs.R
-    same_suffix = (pairs.x[:, L - R + 1:] == pairs.x2[:, L - R + 1:]).all(1)
-    differ_at = pairs.x[:, L - R] != pairs.x2[:, L - R]
-    defined = (pairs.y != task.null) & (pairs.y2 != task.null)
-    return {"n": len(pairs), "shared_suffix": bool(same_suffix.all()), "differ_at_L_minus_R": bool(differ_at.all()),
-            "targets_defined": bool(defined.all()), "targets_differ": bool((pairs.y != pairs.y2).all()),
-            "in_support": bool(in_support(task, pairs.x).all() and in_support(task, pairs.x2).all())}
-
-
 # --------------------------------------------------------------------------- models on the pairs
-
-def attention_only(cfg) -> bool:
-    return all(name == "attn" for name in cfg.layers)
-
-
-def sum_windows(cfg, length: int) -> int | None:
-    """sum_i W_i over attention layers (a full-attention layer counts L); None with an SSM layer."""
-    if not attention_only(cfg):
-        return None
-    w = length if cfg.window is None else min(cfg.window, length)
-    return len(cfg.layers) * w
-
-
-def receptive_field(cfg, length: int) -> int | None:
-    """Tokens the last position of an attention-only stack can read: sum_i (W_i - 1) + 1
-    (capped at L); None (unbounded) as soon as one layer is an SSM."""
-    if not attention_only(cfg):
-        return None
-    w = length if cfg.window is None else min(cfg.window, length)
-    return min(length, len(cfg.layers) * (w - 1) + 1)
-
-
-def is_bound(cfg, task: Task) -> bool:
-    """Thm 3.7 applies: attention only, and the last position reads at most the shared R - 1 tokens."""
-    rf = receptive_field(cfg, task.length)
-    return rf is not None and rf <= dependency_range(task) - 1
-
-
-@torch.no_grad()
-def _last_logits(model, x: np.ndarray, batch: int, dtype) -> torch.Tensor:
-    was = model.training
-    model.eval()
-    p = next(model.parameters())
-    out = []
-    for i in range(0, len(x), batch):
-        ids = torch.as_tensor(x[i:i + batch], dtype=torch.long, device=p.device)
-        with torch.autocast(p.device.type, enabled=False):
-            out.append(model(ids)[:, -1].to(dtype).cpu())
-    model.train(was)
-    return torch.cat(out)
-
-
-def witness_eval(model, task: Task, pairs: WitnessPairs, batch: int = 500) -> dict:
-    """A model's answers at the last position of both members of every pair. Each member set is
-    run as its own batch, row i at the same place in both, so a model that reads only the shared
-    suffix computes bit-identical logits on the two. acc: the mean over both members; se: its
-    standard error over pairs (per-pair score 0, 1/2 or 1); agree: pairs answered alike."""
-    dtype = next(model.parameters()).dtype
-    la, lb = _last_logits(model, pairs.x, batch, dtype), _last_logits(model, pairs.x2, batch, dtype)
-    pa, pb = la.argmax(-1).numpy(), lb.argmax(-1).numpy()
-    score = ((pa == pairs.y).astype(float) + (pb == pairs.y2)) / 2
-    n = len(pairs)
-    cfg = model.cfg
-    return {"n_pairs": n, "acc": float(score.mean()),
-            "se": float(score.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
-            "agree": float((pa == pb).mean()), "both_right": float(((pa == pairs.y) & (pb == pairs.y2)).mean()),
-            "max_logit_gap": float((la - lb).abs().max()), "R": pairs.R,
-            "sum_windows": sum_windows(cfg, task.length), "receptive_field": receptive_field(cfg, task.length),
-            "bound": is_bound(cfg, task)}
-
-
-def witness_test(model, task: Task, data_dir: Path | None = None, *, n: int = 1000, device=None) -> dict:
-    """A final test (lib.training.final_tests signature) for the trained runs of A-fig14/A-fig15:
-    the model's accuracy on n witness pairs of its task, and whether Thm 3.7 binds it. Not wired
-    into final_tests.TESTS or experiments.yaml (see notebooks/A-theory.ipynb)."""
-    if device is not None:
-        model = model.to(device)
-    return witness_eval(model, task, witness_pairs(task, n))
-
 
 WINDOW_EXPERIMENTS = ("A-fig14", "A-fig15")  # the sliding-window sweeps (selective copy, MKAR)
 WIDTH_EXPERIMENTS = ("A-fig4", "A-fig5", "A-fig6", "A-fig7")  # each task's pure Transformer at its window
 
 
 def witness_table(n: int = 1000, seed: int = 0, params: dict | None = None, constructions: bool = True) -> pd.DataFrame:
-    """Untrained models on their task's witness pairs (run records keep no weights): every
-    architecture of A-fig14/A-fig15 at every window of their (paper-protocol) grid, each task's
-    pure Transformer of A-fig4..A-fig7 at its window and smallest width, and the constructed
-    hybrids of Thms 4.3/4.6. One row per model: R, windows, whether Thm 3.7 binds it, accuracy
+    """Untrained models on their task's witness pairs (the trained runs of A-fig14/A-fig15 record
+    their own: `witness_runs`): every architecture of A-fig14/A-fig15 at every window of their
+    (paper-protocol) grid, each task's pure Transformer of A-fig4..A-fig7 at its window and
+    smallest width, and the constructed hybrids of Thms 4.3/4.6. One row per model: R, windows, whether Thm 3.7 binds it, accuracy
     on the pairs with its standard error, pairs answered alike, and whether any pair's logits differ."""
     from ..config import experiment_spec, model_config
     from ..models import build_model
@@ -382,6 +104,47 @@ def witness_table(n: int = 1000, seed: int = 0, params: dict | None = None, cons
     out = pd.DataFrame(rows)
     out["differs"] = out.pop("max_logit_gap") > 0  # the model's logits tell some pair apart
     return out
+
+
+def witness_runs(results_profile: str = "gpu", experiments=WINDOW_EXPERIMENTS) -> pd.DataFrame:
+    """The trained runs of the window sweeps in the committed `results_profile` results, one row
+    per run that recorded the final test `witness` (lib.training.final_tests): its labels (arch,
+    window), seed, and the test's entries (n_pairs, acc, se, agree, both_right, R, sum_windows,
+    receptive_field, bound, max_logit_gap), `trained` True. Empty when no run recorded it (runs
+    trained before the test existed)."""
+    from ..results import tests_table
+
+    frames = []
+    for name in experiments:
+        folder = committed_results(name, results_profile)
+        if (folder / "results.parquet").exists():
+            df = tests_table(folder, "witness")
+            if "acc" in df:
+                frames.append(df[df["acc"].notna()])
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out["bound"] = out["bound"].astype(bool)
+    out["trained"] = True
+    return out
+
+
+def trained_witness(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, arch, window) of `witness_runs`: the runs (seeds), R and the receptive
+    field, whether Thm 3.7 binds the model, the mean and the max witness accuracy over seeds,
+    the bound 1/2 + 2 se (se: the largest over seeds, per run over its pairs) and how many runs
+    exceed their own 1/2 + 2 se (for a bound model, any is a bug)."""
+    if runs is None or runs.empty:
+        return pd.DataFrame()
+    runs = runs.assign(over=runs["acc"] > 0.5 + runs["se"].map(z_margin))
+    out = runs.groupby(["experiment", "arch", "window"], sort=False).agg(  # the grid's order
+        runs=("acc", "size"), R=("R", "first"), receptive_field=("receptive_field", "first"),
+        bound=("bound", "first"), acc_mean=("acc", "mean"), acc_max=("acc", "max"), se=("se", "max"),
+        above=("over", "sum")).reset_index()
+    out.insert(out.columns.get_loc("se"), "limit", 0.5 + 2 * out["se"])
+    out["receptive_field"] = out["receptive_field"].astype("Int64")  # <NA>: unbounded (an SSM layer)
+    return out.drop(columns="se")
 
 
 # --------------------------------------------------------------------------- the bounds
@@ -621,18 +384,21 @@ def z_margin(se: float, z: float = 2.0) -> float:
     return z * (0.0 if se != se else se)
 
 
-def thm37_witness(witness: pd.DataFrame) -> tuple[str, str]:
+def thm37_witness(witness: pd.DataFrame, trained: pd.DataFrame | None = None) -> tuple[str, str]:
     """Reproduced if every evaluated model that Thm 3.7 binds (attention only, receptive field
     below R) has witness accuracy at most 1/2 + 2 standard errors (over pairs), and at least one
     model is bound; not reproduced if any bound model exceeds it (a bug in the model or its
-    window); not tested without a bound model."""
+    window); not tested without a bound model. The models: the trained runs' final test
+    `witness` where they recorded one, else models at initialisation and constructions."""
+    if trained is not None and not trained.empty:
+        witness = trained
     if witness is None or witness.empty or not witness["bound"].any():
         return "no model bound by Thm 3.7 evaluated", NOT_TESTED
     bound = witness[witness["bound"].astype(bool)]
     over = bound[bound["acc"] > 0.5 + bound["se"].map(z_margin)]
     free = witness[~witness["bound"].astype(bool)]
-    trained = int(bound["trained"].sum()) if "trained" in bound else 0
-    ours = (f"{len(bound)} bound models ({trained} trained): max witness accuracy {bound['acc'].max():.3f}, "
+    n_trained = int(bound["trained"].sum()) if "trained" in bound else 0
+    ours = (f"{len(bound)} bound models ({n_trained} trained): max witness accuracy {bound['acc'].max():.3f}, "
             f"answers agree on {bound['agree'].min():.3f}+ of pairs; {len(over)} above 1/2 + 2 se")
     if len(free):
         ours += f"; {len(free)} unbound models: max accuracy {free['acc'].max():.3f}"
@@ -661,15 +427,16 @@ def thm33_vacuous(table: pd.DataFrame) -> tuple[str, str]:
 CLAIMS_THEORY = [
     Claim("A-thm3.7", "any sliding-window Transformer (no SSM layer) with sum of windows below R cannot beat "
           "1/2 on R-locally-sensitive pairs (Thm 3.7).", "Thm 3.7: sum_i W_i >= R; Thms 4.2, 4.5: >= Omega(L)",
-          ("witness",), thm37_witness),
+          ("witness", "witness-trained"), thm37_witness),
     Claim("A-thm3.3-vacuous", "audit (3P): Thm 3.3's injectivity assumption forces q log #Y >= m log #V, so its "
           "displayed bound is vacuous.", "Thm 3.3: sum_i log #S_i >= Omega(m log #V - q log #Y)",
           ("A-tab-theory",), thm33_vacuous),
 ]
 
 
-__all__ = ["WitnessPairs", "CLAIMS_THEORY", "THEORY_EXPERIMENTS", "THRESHOLDS", "check_witness_pairs",
-           "dependency_range", "in_support", "injectivity_demo", "is_bound", "last_targets", "q_min_injective",
-           "range_reason", "receptive_field", "results_provenance", "state_floats", "sum_windows", "task_bounds", "theory_table",
-           "thm33_displayed", "thm33_fano", "thm33_instance", "thm37_witness", "thm33_vacuous", "thm42", "thm45",
-           "witness_eval", "witness_pairs", "witness_table", "witness_test"]
+__all__ = ["WITNESS_SEED", "WitnessPairs", "CLAIMS_THEORY", "THEORY_EXPERIMENTS", "THRESHOLDS", "attention_only",
+           "check_witness_pairs", "dependency_range", "in_support", "injectivity_demo", "is_bound", "last_targets",
+           "q_min_injective", "range_reason", "receptive_field", "results_provenance", "state_floats", "sum_windows",
+           "task_bounds", "theory_table", "thm33_displayed", "thm33_fano", "thm33_instance", "thm37_witness",
+           "thm33_vacuous", "thm42", "thm45", "trained_witness", "witness_eval", "witness_pairs", "witness_runs",
+           "witness_table"]

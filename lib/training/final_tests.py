@@ -8,16 +8,21 @@ An experiment asks for them in experiments.yaml:
       duplicates: {segments: [2, 3, 4, 10], n: 2000}       # paper B: error and preference per segment
       lengths: {lengths: [10, 15, ..., 190], n: 1000}      # paper A: token accuracy per example length
       in_distribution: {n: 1000}                           # paper A: token accuracy at the training task
+      witness: {n: 1000}                                   # paper A: accuracy on Thm 3.7's witness pairs
 
 Paper B's two greedy-decode the k response tokens (temperature 0), fixing the released
 code's scoring bugs (spec B.4): extrapolation compares the k new tokens, not the whole
 decoded sequence, and duplicates runs at L = 100 with one segment count at a time.
 Paper A's `lengths` (Fig 8) scores single, unpacked decode-recall examples of each length
-teacher-forced, as its training validation does.
+teacher-forced, as its training validation does. Paper A's `witness` (Thm 3.7) scores the
+last position of n witness pairs (lib/tasks/witness.py, seed WITNESS_SEED whatever the run's
+seed), in fp32, each member set as its own batch (lib/training/witness.py): a model whose
+attention windows read less than the pairs' shared suffix must stay at or below 1/2.
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import torch
@@ -25,7 +30,9 @@ import torch
 from ..tasks import Task, TaskError, eval_set, make_task
 from ..tasks.paper_a import DecodeRecall
 from ..tasks.paper_b import NGramRetrieval
+from ..tasks.witness import WITNESS_SEED, WITNESS_TASKS, witness_pairs
 from .metrics import evaluate, greedy_decode, greedy_exact_match, response
+from .witness import witness_eval
 
 EVAL_SEED = 2  # the test sets' seed: never a validation set's (seed 1)
 # The test sets are cached apart from the validation sets: data/eval is the data stage's
@@ -89,10 +96,27 @@ def in_distribution(model, task: Task, data_dir: Path, *, n: int = 1000, device=
     return {"token_acc": evaluate(model, eval_set(task, n, EVAL_SEED, data_dir), device=device)["token_acc"]}
 
 
+def witness(model, task: Task, data_dir: Path | None = None, *, n: int = 1000, device=None) -> dict:
+    """Thm 3.7's witness check of a trained model: accuracy at the last position of n witness
+    pairs of its task (the same pairs for every run of the task), with its standard error over
+    pairs, the pairs answered alike and right on both members, R, the model's sum of windows and
+    receptive field (None with an SSM layer), whether the theorem binds it, and the largest gap
+    between the two members' logits (0.0 for a bound model). The pairs are generated, not cached."""
+    if device is not None:
+        model = model.to(device)
+    return witness_eval(model, task, witness_pairs(task, n, WITNESS_SEED))
+
+
 TESTS = {"extrapolation": extrapolation, "duplicates": duplicates, "lengths": lengths,
-         "in_distribution": in_distribution}
-NEEDS = {"extrapolation": NGramRetrieval, "duplicates": NGramRetrieval, "lengths": DecodeRecall,
-         "in_distribution": None}  # None: any task
+         "in_distribution": in_distribution, "witness": witness}
+NEEDS = {"extrapolation": (NGramRetrieval,), "duplicates": (NGramRetrieval,), "lengths": (DecodeRecall,),
+         "in_distribution": None, "witness": WITNESS_TASKS}  # the task types (exactly) it tests; None: any
+
+
+def settings_of(name: str) -> set[str]:
+    """The settings a test takes: its keyword-only arguments but the device."""
+    params = inspect.signature(TESTS[name]).parameters.values()
+    return {p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "device"}
 
 
 def check(tests: dict, task: Task) -> None:
@@ -100,11 +124,22 @@ def check(tests: dict, task: Task) -> None:
     for name, settings in (tests or {}).items():
         if name not in TESTS:
             raise TaskError(f"unknown test {name!r}; tests are {', '.join(TESTS)}")
-        if NEEDS[name] is not None and type(task) is not NEEDS[name]:
-            raise TaskError(f"the {name} test needs the {NEEDS[name].name} task, not {task.name!r}")
-        bad = set(settings) - {"lengths", "segments", "n", "length"}
+        needs = NEEDS[name]
+        if needs is not None and type(task) not in needs:
+            wanted = f"the {needs[0].name} task" if len(needs) == 1 else \
+                f"one of the tasks {', '.join(t.name for t in needs)}"
+            raise TaskError(f"the {name} test needs {wanted}, not {task.name!r}")
+        bad = set(settings) - settings_of(name)
         if bad:
             raise TaskError(f"test {name!r} has no setting {', '.join(sorted(bad))}")
+        if name == "witness":  # a standard error needs two pairs; the task's pairs must exist
+            n = settings.get("n", 1000)
+            if not isinstance(n, int) or n < 2:
+                raise TaskError(f"the witness test needs n >= 2 pairs, not {n!r}")
+            try:
+                witness_pairs(task, 2, WITNESS_SEED)
+            except ValueError as e:
+                raise TaskError(f"the witness test: {e}") from None
         for L in settings.get("lengths", []):  # building a task validates it
             (single_task if name == "lengths" else length_task)(task, L)
         for s in settings.get("segments", []) if name == "duplicates" else []:
