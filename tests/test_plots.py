@@ -7,7 +7,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from lib.plots import ARCH_COLORS, accuracy_vs_setting, level  # noqa: E402
-from lib.plots.accuracy import footer  # noqa: E402
+from lib.plots.accuracy import footer, to_markdown  # noqa: E402
 from lib.provenance import combine  # noqa: E402
 
 
@@ -60,3 +60,12 @@ def test_footer_is_the_same_on_any_machine():
     assert footer(here) == footer(there) == ("profile: quick · 3 of 4 runs finished · "
                                              "device, commit and times: provenance.json beside the results")
     assert footer({**here, "runs": 0}) == "profile: quick · weights set by hand, no training"
+
+
+@pytest.mark.parametrize("dtype", [object, "string", "str"])
+def test_a_text_column_that_looks_like_a_number_stays_as_written(dtype):
+    """A learning rate written '3e-4' in a text column (object, or pandas' string dtype, the
+    default since pandas 3) must not be parsed and shown as 0.000 in a markdown table."""
+    table = pd.DataFrame({"lr": pd.Series(["3e-4", "1e-3"], dtype=dtype), "acc": [0.51234, None]})
+    rows = to_markdown(table).splitlines()[2:]
+    assert "3e-4" in rows[0] and "0.512" in rows[0] and "1e-3" in rows[1] and "–" in rows[1]

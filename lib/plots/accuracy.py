@@ -105,7 +105,8 @@ def save_figure(fig, fig_id: str, figures_dir: str | Path, prov: dict) -> list[P
 def to_markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
     """A table as markdown: a column of text shows as written ("3e-04" is a learning rate,
     not 0.000), a missing value as "–", not nan."""
-    text_columns = [i for i, c in enumerate(table.columns) if table[c].dtype == object]
+    # any non-numeric column, object or pandas' own string dtype (the default from pandas 3)
+    text_columns = [i for i, c in enumerate(table.columns) if not pd.api.types.is_numeric_dtype(table[c])]
     shown = table.astype(object).where(table.notna(), None)
     return shown.to_markdown(index=False, floatfmt=floatfmt, disable_numparse=text_columns or False,
                              missingval="–")
