@@ -166,6 +166,9 @@ def test_the_figures_draw_the_hardest_rung_where_a_model_learned():
     assert drawn_rung(nobody, order, threshold=0.99) == "L50-100"  # the paper's, when nothing learned
     assert set(at_rung(t, "L20-40")["rung"]) == {"L20-40"}
     assert drawn_rung(t.drop(columns="rung"), order) is None
+    # partway through a rung: the hardest one stays drawn only once every family of the easier ones ran there
+    partial = t[~((t["name"] == "tf") & (t["rung"] == "L20-40"))]
+    assert drawn_rung(partial, order, threshold=0.99) == "L10-20"
 
 
 def test_a_position_rung_sets_the_symbols_and_the_chance_loss_follows():

@@ -168,12 +168,19 @@ def rung_difficulty(experiment: str, profile: str) -> dict[str, float]:
 
 def drawn_rung(table: pd.DataFrame, order: list[str], threshold: float = EARLY_STOP) -> str | None:
     """The rung the figures draw (INFERRED, issue 21): the hardest one where some model's
-    runs at its best learning rate all reached `threshold`; where none did, the hardest
-    rung trained (the paper's setting when it was). None without a rung axis."""
+    runs at its best learning rate all reached `threshold` and every model that ran on an
+    easier rung ran too (a figure never loses a family by moving up while a campaign is
+    partway through a rung); where none qualifies, the hardest rung trained (the paper's
+    setting when it was). None without a rung axis."""
     if table.empty or "rung" not in table or table["rung"].isna().all():
         return None
     trained = [r for r in order if r in set(table["rung"])]
-    for rung in reversed(trained):
+    ids = table["name"].astype(str) + "/" + table["d_state"].astype(str)  # d_state may be NaN: compare as text
+    models = {r: set(ids[table["rung"] == r]) for r in trained}
+    for i in range(len(trained) - 1, -1, -1):
+        rung = trained[i]
+        if any(not models[easier] <= models[rung] for easier in trained[:i]):
+            continue
         kept = best_lr(table[table["rung"] == rung], by=("name", "d_state"), threshold=threshold)
         reached = kept.assign(ok=kept["exact_match"].astype(float) >= threshold).groupby(["name", "d_state"])["ok"].all()
         if reached.any():

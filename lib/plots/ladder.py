@@ -42,10 +42,10 @@ def ladder_figure(ladder: pd.DataFrame, trends: pd.DataFrame, level: float, targ
             a = t["at_target"].iloc[0] / target ** t["exponent"].iloc[0]
             ax.plot(xs, a * xs ** t["exponent"].iloc[0], ls="--", lw=1, color=kw["color"], alpha=0.8)
     ax.axvline(target, color="0.3", lw=1, ls=":")
-    ax.text(target, ax.get_ylim()[0] if ladder.size else 1, f" paper's setting\n {paper_note}", fontsize=7.5,
-            color="0.3", va="bottom")
+    ax.text(target, 0.02, f"paper's setting \n{paper_note} ", fontsize=7.5, color="0.3", va="bottom", ha="right",
+            transform=ax.get_xaxis_transform())  # x in data, y in axes units; left of the line, where the axes end
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=f"training examples to {level:.0%} exact match",
-           title=f"examples to {level:.0%} across the ladder (median, min-max over seeds; "
+           title=f"examples to {level:.0%} across the ladder (median, min-max over seeds;\n"
                  "open triangle: some run never reached it, drawn at the budget)")
     ax.title.set_fontsize(9)
     ax.grid(ls="--", alpha=0.4, which="both")
