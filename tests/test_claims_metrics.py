@@ -18,6 +18,8 @@ def test_key_numbers_read_from_the_rule_text():
     assert key_number("C3-length", "hybrid - TF: short -0.010, long -0.009")[1] == pytest.approx(-0.009)
     assert key_number("F5", "(a) ... -> not tested; (b) ... -> holds; (c) ... -> fails") == \
         ("tested sub-statements that hold", "1 of 2")
+    assert key_number("F7", "(a) no gate records -> not tested; (b) no runs -> not tested") == \
+        ("tested sub-statements that hold", "0 of 0")  # a rung the campaign has not reached for these models
     assert key_number("C2-copy", "no results") is None
 
 

@@ -56,9 +56,10 @@ def key_number(claim: str, ours: str) -> tuple[str, object] | None:
         label, pattern = KEY_NUMBERS[claim]
         found = re.search(pattern, ours)
         return (label, _number(found.group(1))) if found else None
-    marks = re.findall(r"-> (holds|fails)", ours)
-    if marks:
-        return "tested sub-statements that hold", f"{marks.count('holds')} of {len(marks)}"
+    marks = re.findall(r"-> (holds|fails|not tested)", ours)
+    if marks:  # "0 of 0" where every sub-statement is untested (a rung that lacks the models)
+        tested = marks.count("holds") + marks.count("fails")
+        return "tested sub-statements that hold", f"{marks.count('holds')} of {tested}"
     return None
 
 
