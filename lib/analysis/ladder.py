@@ -106,7 +106,7 @@ def _examples(row: pd.Series, level: float) -> str:
 
 def _model(row: pd.Series, label) -> str:
     """The model's label, with its state size where an SSM's differs from the default 16."""
-    return label(row["name"]) + (f" S={row['d_state']}" if row["name"] in ("mamba", "mamba2") and row["d_state"] != 16
+    return label(row["name"]) + (f" state {row['d_state']}" if row["name"] in ("mamba", "mamba2") and row["d_state"] != 16
                                  else "")
 
 

@@ -244,7 +244,7 @@ def f1(ngram: pd.DataFrame, state: pd.DataFrame | None = None) -> tuple[str, str
             helps = more_efficient(st[(n, states[-1])], st[(n, 16)])
             below = all(more_efficient(eff["transformer"], st[(n, s)]) for s in states)
             held &= helps and below
-            parts.append(f"{label(n)} " + ", ".join(f"S={s} {st[(n, s)].text()}" for s in states)
+            parts.append(f"{label(n)} " + ", ".join(f"state {s} {st[(n, s)].text()}" for s in states)
                          + ("" if helps else " (larger state not more efficient)")
                          + ("" if below else " (not below TF-RoPE)"))
         checks.append(Check("c", held, "; ".join(parts) + f"; TF-RoPE {eff['transformer'].text()}"))

@@ -104,7 +104,7 @@ def f4(position: pd.DataFrame, state: pd.DataFrame | None = None) -> tuple[str, 
         st = {k: efficiency(r) for k, r in ssm_runs.items()}
         budget = _budget(next(iter(ssm_runs.values())))
         reached = [k for k, e in st.items() if e.examples <= budget]
-        text = listing((f"{label(n)} S={s}", st[(n, s)].text()) for n, s in sorted(st))
+        text = listing((f"{label(n)} state {s}", st[(n, s)].text()) for n, s in sorted(st))
         learners = [n for n, e in eff.items() if n not in SSMS and e.examples <= budget]
         checks.append(Check("c", not reached, text) if learners or reached
                       else Check("c", None, text + "; no other model reached 0.95 either"))

@@ -22,7 +22,7 @@ def ladder_figure(ladder: pd.DataFrame, trends: pd.DataFrame, level: float, targ
     key = f"{level:g}"
     for (name, d_state), g in ladder.groupby(["name", "d_state"], sort=False):
         kw = style(name, d_state)
-        model = label(name) + (f" S={d_state}" if name in ("mamba", "mamba2") and d_state != 16 else "")
+        model = label(name) + (f" state {d_state}" if name in ("mamba", "mamba2") and d_state != 16 else "")
         done = g[np.isfinite(g[f"median_{key}"])]
         lrs = ", ".join(sorted({lr_text(x) for x in g["lr"]}))
         if not done.empty:
