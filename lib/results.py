@@ -92,18 +92,6 @@ def load_results(out_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     return pd.read_parquet(out_dir / "results.parquet"), json.loads((out_dir / "provenance.json").read_text())
 
 
-def tests_table(out_dir: str | Path, test: str) -> pd.DataFrame:
-    """results.parquet with the entries one final test recorded for each run (its record's
-    `tests.<test>`, lib.training.final_tests), a column each; NaN for a run without them. The
-    parquet holds what every run learnt, the tests' entries (a shape per test) stay in the records."""
-    out_dir = Path(out_dir)
-    table = pd.read_parquet(out_dir / "results.parquet")
-    entries = [(read_json(out_dir / "runs" / f"{run_id}.json").get("tests") or {}).get(test) or {}
-               for run_id in table["id"]]
-    extra = pd.DataFrame(entries, index=table.index)
-    return pd.concat([table, extra.drop(columns=[c for c in extra if c in table])], axis=1)
-
-
 def write_snapshots(path: Path, snapshots: dict) -> None:
     """A run's embedding snapshots, runs/<id>.npz: `rows_<fraction>` [tokens, d] of the
     input embedding, `out_<fraction>` of an untied output head, in float16, and
@@ -158,5 +146,9 @@ def read_sweep_log(profile_dir: Path) -> list[dict]:
 
 def load_runs(profile: str, experiment: str) -> list[dict]:
     """Every finished run record of an experiment (empty if none)."""
-    folder = results_dir(profile, experiment) / "runs"
-    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+    return read_runs(results_dir(profile, experiment))
+
+
+def read_runs(out_dir: str | Path) -> list[dict]:
+    """Every run record in one results folder (empty if none)."""
+    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]

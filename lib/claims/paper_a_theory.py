@@ -112,19 +112,15 @@ def witness_runs(results_profile: str = "gpu", experiments=WINDOW_EXPERIMENTS) -
     window), seed, and the test's entries (n_pairs, acc, se, agree, both_right, R, sum_windows,
     receptive_field, bound, max_logit_gap), `trained` True. Empty when no run recorded it (runs
     trained before the test existed)."""
-    from ..results import tests_table
+    from ..results import read_runs
 
-    frames = []
-    for name in experiments:
-        folder = committed_results(name, results_profile)
-        if (folder / "results.parquet").exists():
-            df = tests_table(folder, "witness")
-            if "acc" in df:
-                frames.append(df[df["acc"].notna()])
-    frames = [f for f in frames if len(f)]
-    if not frames:
+    rows = [{"experiment": name, **r["labels"], "seed": r["seed"], **r["tests"]["witness"]}
+            for name in experiments for r in read_runs(committed_results(name, results_profile))
+            if "witness" in (r.get("tests") or {})]
+    if not rows:
         return pd.DataFrame()
-    out = pd.concat(frames, ignore_index=True)
+    out = pd.DataFrame(rows)
+    out = out.sort_values(["experiment", "arch", "window", "seed"], ignore_index=True)  # records come by run id
     out["bound"] = out["bound"].astype(bool)
     out["trained"] = True
     return out
@@ -138,7 +134,7 @@ def trained_witness(runs: pd.DataFrame) -> pd.DataFrame:
     if runs is None or runs.empty:
         return pd.DataFrame()
     runs = runs.assign(over=runs["acc"] > 0.5 + runs["se"].map(z_margin))
-    out = runs.groupby(["experiment", "arch", "window"], sort=False).agg(  # the grid's order
+    out = runs.groupby(["experiment", "arch", "window"], sort=False).agg(  # witness_runs' order
         runs=("acc", "size"), R=("R", "first"), receptive_field=("receptive_field", "first"),
         bound=("bound", "first"), acc_mean=("acc", "mean"), acc_max=("acc", "max"), se=("se", "max"),
         above=("over", "sum")).reset_index()
