@@ -230,3 +230,9 @@ def test_a_small_transformer_learns_position_retrieval_at_four_symbols():
                                          weight_decay=0.01), seed=0, eval_batch=task.build(seed=1, n=500),
                 progress=False)
     assert out["final"]["exact_match"] == 1.0, out["final"]
+
+
+def test_gap_to_tf_rope_keeps_its_sign():
+    """A hybrid faster than TF-RoPE reads -91k, not '+-91k' (F4 (b)'s stated gaps)."""
+    from lib.claims.paper_b_position import _signed_m
+    assert _signed_m(-91_000) == "-91k" and _signed_m(190_000) == "+0.19M" and _signed_m(0) == "+0k"

@@ -44,6 +44,11 @@ def _budget(records: list[dict]) -> float:
     return float(t["steps"] * t["batch_size"])
 
 
+def _signed_m(examples: float) -> str:
+    """A difference of example counts with its sign: +65k (more than TF-RoPE) or -91k (fewer)."""
+    return ("+" if examples >= 0 else "-") + _m(abs(examples))
+
+
 def _m(x: float) -> str:
     return f"{x / 1e6:.2f}M" if x >= 1e5 else f"{x / 1e3:.0f}k"
 
@@ -88,7 +93,7 @@ def f4(position: pd.DataFrame, state: pd.DataFrame | None = None) -> tuple[str, 
         gaps = ""
         if "transformer" in eff and eff["transformer"].examples <= budget:
             gaps = "; gap to TF-RoPE " + listing(
-                (label(n), f"+{_m(eff[n].examples - eff['transformer'].examples)}" if eff[n].examples <= budget
+                (label(n), _signed_m(eff[n].examples - eff["transformer"].examples) if eff[n].examples <= budget
                  else "n/a") for n in hyb)
         checks.append(Check("b", reached and alike,
                             f"budget {_m(budget)}: " + listing((label(n), eff[n].text()) for n in hyb)
