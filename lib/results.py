@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import results_dir
+from .config import Run, expand_runs, experiment_spec, results_dir
 from .tasks.base import save_npz
+from .training.loop import TRIAL_RULE
 
 
 def atomic_write(path: Path, write) -> None:
@@ -152,3 +153,20 @@ def load_runs(profile: str, experiment: str) -> list[dict]:
 def read_runs(out_dir: str | Path) -> list[dict]:
     """Every run record in one results folder (empty if none)."""
     return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]
+
+
+def lr_key(run: Run) -> str:
+    """A configuration's key in lrs.json: runs that differ only in their seed share a learning
+    rate (spec A.4); the trial rule is part of the key, so a changed rule chooses anew."""
+    return json.dumps({"task": run.task, "model": run.model, "train": run.train, "lr": run.lr,
+                       "trials": TRIAL_RULE}, sort_keys=True)
+
+
+def chosen_lrs(experiment: str, profile: str) -> dict[str, dict]:
+    """The learning-rate choices (lrs.json entries: labels, lr, trial losses) of an
+    experiment's current configurations. A results folder keeps the choices of earlier
+    settings too (it persists, so that a changed sweep loses no finished work); those are
+    left out here."""
+    entries = read_json(results_dir(profile, experiment) / "lrs.json")
+    keys = dict.fromkeys(lr_key(r) for r in expand_runs(experiment_spec(experiment, profile)))
+    return {k: entries[k] for k in keys if k in entries}

@@ -203,3 +203,24 @@ def test_dvc_pipeline_shape():
         nb = cmd.split()[1]
         assert (ROOT / nb).exists(), nb
     assert PARAMS["profile"] == "quick"  # the embedded default
+
+
+def test_chosen_lrs_reads_only_the_current_configurations(tmp_path, monkeypatch):
+    """A results folder persists, so lrs.json keeps the choices of earlier settings; a
+    notebook reading the choices sees only those of this profile's configurations."""
+    import dataclasses
+    import json
+
+    from lib.config import expand_runs, experiment_spec, results_dir
+    from lib.results import chosen_lrs, lr_key
+    monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
+    runs = expand_runs(experiment_spec("A-fig5", "quick"))
+    stale = dataclasses.replace(runs[0], train={**runs[0].train, "warmup": 12345})
+    entries = {lr_key(r): {"lr": 0.01, "labels": r.labels} for r in runs}
+    entries[lr_key(stale)] = {"lr": 1.0, "labels": runs[0].labels}
+    out = results_dir("quick", "A-fig5")
+    out.mkdir(parents=True)
+    (out / "lrs.json").write_text(json.dumps(entries))
+    chosen = chosen_lrs("A-fig5", "quick")
+    assert lr_key(stale) not in chosen and set(chosen) == {lr_key(r) for r in runs}
+    assert len(chosen) == len(runs) // experiment_spec("A-fig5", "quick")["seeds"]

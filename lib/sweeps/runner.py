@@ -51,11 +51,10 @@ from ..models import build_model
 from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..models.registry import floats_per_token, layer_spec
 from ..provenance import device_name, git_commit, provenance
-from ..results import (atomic_write, log_sweep, machine_path, read_json, read_machine, read_sweep_log,
+from ..results import (atomic_write, lr_key, log_sweep, machine_path, read_json, read_machine, read_sweep_log,
                        results_table, write_json, write_snapshots)
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
-from ..training.loop import TRIAL_RULE
 from ..training.final_tests import run_tests
 from ..training.loop import lr_trials, pick_lr, trial_config
 from ..training.streams import StreamCache
@@ -114,12 +113,6 @@ def _downsample(xs: list[float], points: int = 100) -> list[float]:
     if len(xs) <= points:
         return [float(x) for x in xs]
     return [float(np.mean(c)) for c in np.array_split(np.asarray(xs), points)]
-
-
-def lr_key(run: Run) -> str:
-    """Runs that differ only in their seed share a learning rate (spec A.4)."""
-    return json.dumps({"task": run.task, "model": run.model, "train": run.train, "lr": run.lr,
-                       "trials": TRIAL_RULE}, sort_keys=True)
 
 
 _PROBES: dict[str, object] = {}

@@ -469,7 +469,7 @@ def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, *, seed: int, ev
 # each other, and float rounding (another packing of the ensembles, another GPU) flipped
 # such picks between reruns.
 LR_TIE_RTOL = 1e-3
-# Names the trial rule in the key of every chosen learning rate (lib.sweeps.runner.lr_key),
+# Names the trial rule in the key of every chosen learning rate (lib.results.lr_key),
 # so that rates chosen under an earlier rule are chosen again rather than reused.
 TRIAL_RULE = "run-schedule prefix, mean loss, best single trial"
 
