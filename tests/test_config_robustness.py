@@ -293,3 +293,23 @@ def test_an_experiment_named_twice_trains_once(tiny_repo, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"T": 2}
     [entry] = results.read_sweep_log(tiny_repo / "quick")
     assert entry["experiments"] == ["T"] and entry["runs_trained"] == 2 and "interrupted" not in entry
+
+
+def test_plan_lists_what_a_sweep_would_train_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    """--plan: per configuration of the selection, runs finished and left, and whether its
+    learning-rate trials are still to run; a finished run and a chosen rate count as done."""
+    from lib.config import expand_runs, experiment_spec, results_dir, select_runs
+    from lib.results import lr_key, write_json
+    monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
+    plan = runner.plan_runs(["A-fig6"], "quick", {"d_model": ["4"]})
+    assert len(plan) == 4 and (plan["left"] == plan["selected"]).all() and plan["lr trials"].all()
+    runs = select_runs(expand_runs(experiment_spec("A-fig6", "quick")), {"d_model": ["4"], "arch": ["TF-TF"]})
+    out = results_dir("quick", "A-fig6")
+    write_json(out / "lrs.json", {lr_key(runs[0]): {"lr": 0.01, "labels": runs[0].labels}})
+    write_json(out / "runs" / f"{runs[0].id}.json", {"id": runs[0].id})
+    row = runner.plan_runs(["A-fig6"], "quick", {"d_model": ["4"]}).query("arch == 'TF-TF'").iloc[0]
+    assert (row["finished"], row["left"], row["lr trials"]) == (1, len(runs) - 1, False)
+    with pytest.raises(SystemExit) as e:
+        cli(monkeypatch, "--profile", "quick", "--experiments", "A-fig6", "--only", "d_model=4", "--plan")
+    assert e.value.code == 0 and "7 of 8 selected runs left to train" in capsys.readouterr().out
+    assert not (out / "results.parquet").exists()  # nothing trained, no table written

@@ -6,6 +6,9 @@ A campaign may train part of a grid first (its tables hold every finished run):
 
     python -m lib.sweeps --profile gpu --experiments B-ngram --only rung=L10-20 --only seed=0
 
+With --plan nothing trains: it lists, per configuration of the selection, the runs finished
+and left and whether the learning-rate trials are still to run, to plan the next chunk.
+
 Runs of all named experiments train together (shared ensembles). With a time budget no
 new ensemble starts after that many seconds; run the same command again to go on.
 
@@ -33,7 +36,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from . import run_experiments
+from . import plan_runs, run_experiments
 from .runner import prepare_cuda
 from ..config import ConfigError, load_params
 
@@ -47,6 +50,8 @@ ap.add_argument("--profile", default=None, help="quick | gpu | paper (default: p
 ap.add_argument("--experiments", default="all", help="comma-separated names, or 'all'")
 ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
 ap.add_argument("--time-budget", type=float, default=None, help="seconds after which no ensemble starts")
+ap.add_argument("--plan", action="store_true", help="list what the selection would train (runs finished and "
+                "left per configuration), train nothing")
 ap.add_argument("--only", action="append", default=[], metavar="LABEL=V1,V2",
                 help="train only the runs whose grid label (or seed) takes one of these values; repeatable")
 KNOBS = {  # option -> the environment variable the library reads
@@ -86,6 +91,15 @@ try:
     params = load_params()
     names = list(params["experiments"]) if args.experiments == "all" else \
         list(dict.fromkeys(n.strip() for n in args.experiments.split(",") if n.strip()))
+    if args.plan:
+        import pandas as pd
+        plan = plan_runs(names, args.profile or params["profile"], only or None)
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(plan.fillna("").to_string(index=False) if not plan.empty else "nothing selected")
+        left = int(plan["left"].sum()) if not plan.empty else 0
+        print(f"{left} of {int(plan['selected'].sum()) if not plan.empty else 0} selected runs left to train; "
+              f"{int(plan['lr trials'].sum()) if not plan.empty else 0} configurations still need learning-rate trials")
+        sys.exit(0)
     tables = run_experiments(names, args.profile or params["profile"], device=args.device,
                              time_budget_s=args.time_budget, only=only or None)
 except ConfigError as e:  # a mistake in the settings or the arguments: one line, no traceback

@@ -622,6 +622,32 @@ def _machine(device) -> str:
     return f"{gpus}x {device_name(device)}" if gpus > 1 else device_name(device)
 
 
+def plan_runs(names: list[str], profile: str, only: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """What a sweep of these experiments (and `only` selection) would train, without training:
+    one row per experiment and configuration (its grid labels, seeds pooled) with the runs
+    selected, finished and left, and whether its learning rate is still to be chosen by
+    trials (only where runs are left: finished runs keep the rate they trained with). For
+    planning a GPU chunk: `python -m lib.sweeps ... --plan`."""
+    from ..config import expand_runs, experiment_spec, results_dir, select_runs
+
+    rows = {}
+    for n in dict.fromkeys(names):
+        runs = select_runs(expand_runs(experiment_spec(n, profile)), only)
+        out = results_dir(profile, n)
+        lrs = read_json(out / "lrs.json")
+        for r in runs:
+            key = (n, json.dumps(r.labels, sort_keys=True))
+            row = rows.setdefault(key, {"experiment": n, **r.labels, "selected": 0, "finished": 0,
+                                        "lr trials": len(r.lr.get("grid") or [0]) > 1 and lr_key(r) not in lrs})
+            row["selected"] += 1
+            row["finished"] += _finished(r, out)
+    table = pd.DataFrame(list(rows.values()))
+    if not table.empty:
+        table.insert(table.columns.get_loc("finished") + 1, "left", table["selected"] - table["finished"])
+        table["lr trials"] &= table["left"] > 0  # trials run only for runs still to train
+    return table
+
+
 def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
                     progress: bool = True, time_budget_s: float | None = None,
                     only: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
