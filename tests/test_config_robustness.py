@@ -313,3 +313,29 @@ def test_plan_lists_what_a_sweep_would_train_and_trains_nothing(tmp_path, monkey
         cli(monkeypatch, "--profile", "quick", "--experiments", "A-fig6", "--only", "d_model=4", "--plan")
     assert e.value.code == 0 and "7 of 8 selected runs left to train" in capsys.readouterr().out
     assert not (out / "results.parquet").exists()  # nothing trained, no table written
+
+
+def test_prune_removes_only_what_earlier_settings_left(tmp_path, monkeypatch, capsys):
+    """--prune: records, sidecars, snapshots and lrs.json entries that the current settings do
+    not make are deleted; the current ones stay byte for byte; a second prune removes nothing."""
+    import dataclasses
+
+    from lib.config import expand_runs, experiment_spec, results_dir
+    from lib.results import lr_key, machine_path, read_json, write_json
+    monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
+    runs = expand_runs(experiment_spec("A-fig6", "quick"))
+    old = dataclasses.replace(runs[0], train={**runs[0].train, "steps": 12345})
+    out = results_dir("quick", "A-fig6")
+    for r in (runs[0], old):
+        write_json(out / "runs" / f"{r.id}.json", {"id": r.id})
+        write_json(machine_path(out, r.id), {"device": "cpu"})
+        (out / "runs" / f"{r.id}.npz").write_bytes(b"rows")
+    write_json(out / "lrs.json", {lr_key(runs[0]): {"lr": 0.01}, lr_key(old): {"lr": 1.0}})
+    assert old.id != runs[0].id and lr_key(old) != lr_key(runs[0])
+    assert runner.prune_stale(["A-fig6"], "quick") == {"A-fig6": 4}
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted([f"{runs[0].id}.json", f"{runs[0].id}.npz"])
+    assert [p.name for p in (out / "machine").iterdir()] == [f"{runs[0].id}.json"]
+    assert read_json(out / "lrs.json") == {lr_key(runs[0]): {"lr": 0.01}}
+    with pytest.raises(SystemExit) as e:
+        cli(monkeypatch, "--profile", "quick", "--experiments", "A-fig6,A-fig7", "--prune")
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == '{"A-fig6": 0, "A-fig7": 0}'

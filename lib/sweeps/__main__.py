@@ -8,6 +8,10 @@ A campaign may train part of a grid first (its tables hold every finished run):
 
 With --plan nothing trains: it lists, per configuration of the selection, the runs finished
 and left and whether the learning-rate trials are still to run, to plan the next chunk.
+With --prune nothing trains either: it deletes the records that earlier settings left in the
+results folders (after a change of the quick settings, before `dvc repro`, so that the
+outputs DVC records match a fresh clone's). At the gpu profile that includes runs the
+committed figures may still show until their experiments are retrained.
 
 Runs of all named experiments train together (shared ensembles). With a time budget no
 new ensemble starts after that many seconds; run the same command again to go on.
@@ -36,7 +40,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from . import plan_runs, run_experiments
+from . import plan_runs, prune_stale, run_experiments
 from .runner import prepare_cuda
 from ..config import ConfigError, load_params
 
@@ -52,6 +56,8 @@ ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default: au
 ap.add_argument("--time-budget", type=float, default=None, help="seconds after which no ensemble starts")
 ap.add_argument("--plan", action="store_true", help="list what the selection would train (runs finished and "
                 "left per configuration), train nothing")
+ap.add_argument("--prune", action="store_true", help="delete run records and learning-rate choices that the "
+                "current settings no longer make, train nothing")
 ap.add_argument("--only", action="append", default=[], metavar="LABEL=V1,V2",
                 help="train only the runs whose grid label (or seed) takes one of these values; repeatable")
 KNOBS = {  # option -> the environment variable the library reads
@@ -91,6 +97,10 @@ try:
     params = load_params()
     names = list(params["experiments"]) if args.experiments == "all" else \
         list(dict.fromkeys(n.strip() for n in args.experiments.split(",") if n.strip()))
+    if args.prune:
+        removed = prune_stale(names, args.profile or params["profile"])
+        print(json.dumps(removed))
+        sys.exit(0)
     if args.plan:
         import pandas as pd
         plan = plan_runs(names, args.profile or params["profile"], only or None)

@@ -648,6 +648,36 @@ def plan_runs(names: list[str], profile: str, only: dict[str, list[str]] | None 
     return table
 
 
+def prune_stale(names: list[str], profile: str) -> dict[str, int]:
+    """Delete from these experiments' results folders what no current configuration reads:
+    run records, their machine sidecars and snapshots whose run id the settings no longer
+    make, and lrs.json entries of earlier settings or trial rules. Results folders persist
+    (a changed sweep loses no finished work), so after a change of settings they hold both;
+    a committed DVC output with stale files hashes differently from a fresh run's. Returns
+    the files removed per experiment (lrs.json entries counted as files)."""
+    from ..config import expand_runs, experiment_spec, results_dir
+
+    removed = {}
+    for n in dict.fromkeys(names):
+        runs = expand_runs(experiment_spec(n, profile))
+        ids, keys = {r.id for r in runs}, {lr_key(r) for r in runs}
+        out = results_dir(profile, n)
+        if not out.exists():
+            removed[n] = 0
+            continue
+        with _sweep_lock([out]):  # never beside a sweep writing there
+            stale = [f for folder in ("runs", "machine") for f in sorted((out / folder).glob("*"))
+                     if f.is_file() and f.name.split(".")[0] not in ids]
+            for f in stale:
+                f.unlink()
+            lrs = read_json(out / "lrs.json")
+            kept = {k: v for k, v in lrs.items() if k in keys}
+            if len(kept) < len(lrs):
+                write_json(out / "lrs.json", kept)
+        removed[n] = len(stale) + len(lrs) - len(kept)
+    return removed
+
+
 def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: str | Path | None = None,
                     progress: bool = True, time_budget_s: float | None = None,
                     only: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
