@@ -104,11 +104,12 @@ try:
     if args.plan:
         import pandas as pd
         plan = plan_runs(names, args.profile or params["profile"], only or None)
+        if plan.empty:
+            sys.exit(f"{ap.prog}: the selection holds no runs")
         with pd.option_context("display.max_rows", None, "display.width", 200):
-            print(plan.fillna("").to_string(index=False) if not plan.empty else "nothing selected")
-        left = int(plan["left"].sum()) if not plan.empty else 0
-        print(f"{left} of {int(plan['selected'].sum()) if not plan.empty else 0} selected runs left to train; "
-              f"{int(plan['lr trials'].sum()) if not plan.empty else 0} configurations still need learning-rate trials")
+            print(plan.fillna("").to_string(index=False))
+        print(f"{plan['left'].sum()} of {plan['selected'].sum()} selected runs left to train; "
+              f"{plan['lr trials'].sum()} configurations still need learning-rate trials")
         sys.exit(0)
     tables = run_experiments(names, args.profile or params["profile"], device=args.device,
                              time_budget_s=args.time_budget, only=only or None)

@@ -51,7 +51,7 @@ from ..models import build_model
 from ..models.ensemble import BATCHED_LAYERS, stack_key
 from ..models.registry import floats_per_token, layer_spec
 from ..provenance import device_name, git_commit, provenance
-from ..results import (atomic_write, lr_key, log_sweep, machine_path, read_json, read_machine, read_sweep_log,
+from ..results import (atomic_write, chosen_lrs, lr_key, log_sweep, machine_path, read_json, read_machine, read_sweep_log,
                        results_table, write_json, write_snapshots)
 from ..tasks import eval_set
 from ..training import TrainConfig, resolve_device, train_ensemble, trial_loss
@@ -450,14 +450,19 @@ def _train_on_cpu(order: list[list[Member]], data_dir: Path, streams: StreamCach
                 yield running.pop(f), f.result()
 
 
+def _needs_trials(run: Run, lrs: dict) -> bool:
+    """Whether a run's learning rate is still to be chosen by trials: its grid holds more
+    than one rate and its folder's lrs.json (`lrs`) has no choice for its configuration."""
+    return len(run.lr.get("grid") or []) > 1 and lr_key(run) not in lrs
+
+
 def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path, progress: bool,
                           deadline: float | None = None) -> None:
     """Paper A's auto-lr (spec A.4) for every configuration without a cached choice, the
     trials of all configurations packed into ensembles (lr_trials, trial_config, pick_lr)."""
     todo = {}
     for run, out in items:
-        grid = run.lr.get("grid") or []
-        if len(grid) > 1 and lr_key(run) not in read_json(out / "lrs.json"):
+        if _needs_trials(run, read_json(out / "lrs.json")):
             todo[(str(out), lr_key(run))] = (run, out)
     if not todo:
         return
@@ -534,8 +539,8 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
     _barrier()  # every process lists the same finished runs
     pending = [(r, o) for r, o in items if not _finished(r, o)]
     choose_learning_rates(pending, device, data_dir, progress, deadline)
-    chosen = lambda r, o: len(r.lr.get("grid") or [0]) == 1 or lr_key(r) in read_json(o / "lrs.json")  # noqa: E731
-    pending = [(r, o) for r, o in pending if chosen(r, o)]  # a time budget may have cut the trials short
+    # a time budget may have cut the trials short
+    pending = [(r, o) for r, o in pending if not _needs_trials(r, read_json(o / "lrs.json"))]
     members = [Member(r, learning_rate(r, o), r.seed, r.train, o) for r, o in pending]
 
     written = []
@@ -638,7 +643,7 @@ def plan_runs(names: list[str], profile: str, only: dict[str, list[str]] | None 
         for r in runs:
             key = (n, json.dumps(r.labels, sort_keys=True))
             row = rows.setdefault(key, {"experiment": n, **r.labels, "selected": 0, "finished": 0,
-                                        "lr trials": len(r.lr.get("grid") or [0]) > 1 and lr_key(r) not in lrs})
+                                        "lr trials": _needs_trials(r, lrs)})
             row["selected"] += 1
             row["finished"] += _finished(r, out)
     table = pd.DataFrame(list(rows.values()))
@@ -659,8 +664,7 @@ def prune_stale(names: list[str], profile: str) -> dict[str, int]:
 
     removed = {}
     for n in dict.fromkeys(names):
-        runs = expand_runs(experiment_spec(n, profile))
-        ids, keys = {r.id for r in runs}, {lr_key(r) for r in runs}
+        ids = {r.id for r in expand_runs(experiment_spec(n, profile))}
         out = results_dir(profile, n)
         if not out.exists():
             removed[n] = 0
@@ -670,8 +674,7 @@ def prune_stale(names: list[str], profile: str) -> dict[str, int]:
                      if f.is_file() and f.name.split(".")[0] not in ids]
             for f in stale:
                 f.unlink()
-            lrs = read_json(out / "lrs.json")
-            kept = {k: v for k, v in lrs.items() if k in keys}
+            lrs, kept = read_json(out / "lrs.json"), chosen_lrs(n, profile)
             if len(kept) < len(lrs):
                 write_json(out / "lrs.json", kept)
         removed[n] = len(stale) + len(lrs) - len(kept)
