@@ -62,6 +62,18 @@ def test_ard():
     assert claims.c2_ard(no)[1] == NOT_REPRODUCED
 
 
+def test_ard_says_when_every_model_sits_near_chance():
+    """Fig 5's models on the loss plateau (ln 32 = 3.466): the table says the verdict rests on
+    models that barely learned; one model well below it and the remark goes."""
+    import math
+    df = frame({"TF-TF-TF": [.1, .1, .13], "SSM-SSM-SSM": [.1, .1, .1], "SSM-SSM-TF": [.1, .1, .12]},
+               xs=(24, 48, 96), params=PARAMS3).assign(loss=math.log(32) - 0.1)
+    ours, v = claims.c2_ard(df)
+    assert v == NOT_REPRODUCED and "against chance ln 32 = 3.466" in ours and "near chance" in ours
+    learned = df.assign(loss=df["loss"].where(df["arch"] != "SSM-SSM-TF", 0.5))
+    assert "near chance" not in claims.c2_ard(learned)[0]
+
+
 # ---- C2-mkar ---------------------------------------------------------------------------------
 
 def test_mkar():

@@ -7,7 +7,11 @@ verdict rests on. Its docstring is the rule, printed as such in the claims table
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
+
+from ..config import experiment_spec
 
 from .rules import INF, NO_AUDIT, NOT_REPRODUCED, PARTLY, REPRODUCED, Claim, judge, rule_text
 
@@ -70,12 +74,24 @@ def c2_copy(fig4: pd.DataFrame) -> tuple[str, str]:
 def c2_ard(fig5: pd.DataFrame) -> tuple[str, str]:
     """Reproduced if SSM-SSM-TF's best mean over the widths exceeds 0.5 AND neither
     TF-TF-TF's nor SSM-SSM-SSM's best mean exceeds 0.4; partly if SSM-SSM-TF's best mean is
-    the highest of the three but a threshold fails; otherwise not reproduced."""
+    the highest of the three but a threshold fails; otherwise not reproduced. The lowest mean
+    validation loss is stated beside chance (ln of the task's vocabulary), and called near
+    chance within 5% of it: a verdict on models that barely learned decides little."""
     best = {a: curve(fig5, a).max() for a in ("SSM-SSM-TF", "TF-TF-TF", "SSM-SSM-SSM")}
     held = [best["SSM-SSM-TF"] > 0.5, best["TF-TF-TF"] <= 0.4, best["SSM-SSM-SSM"] <= 0.4]
     ours = "best mean: " + ", ".join(f"{a} {v:.3f} (at {curve(fig5, a).idxmax():,.0f} params)"
                                      for a, v in best.items())
+    if "loss" in fig5:
+        ours += _against_chance(fig5, experiment_spec("A-fig5", "paper")["task"]["num_vocab"])
     return ours, verdict(held, best["SSM-SSM-TF"] > max(best["TF-TF-TF"], best["SSM-SSM-SSM"]))
+
+
+def _against_chance(df: pd.DataFrame, vocab: int) -> str:
+    """The lowest mean validation loss of any configuration against chance, ln(vocab)."""
+    lowest = min(curve(df, a, metric="loss").min() for a in df["arch"].unique())
+    near = " - every model near chance, so this verdict rests on models that barely learned" \
+        if lowest > 0.95 * math.log(vocab) else ""
+    return f"; lowest mean validation loss {lowest:.3f} against chance ln {vocab} = {math.log(vocab):.3f}{near}"
 
 
 def c2_mkar(fig6: pd.DataFrame) -> tuple[str, str]:
