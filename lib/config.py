@@ -533,13 +533,16 @@ def expand_runs(spec: dict) -> list[Run]:
     return runs
 
 
-def select_runs(runs: list[Run], only: dict[str, list[str]] | None) -> list[Run]:
+def select_runs(runs: list[Run], only: dict[str, list[str]] | None,
+                within: list[Run] | None = None) -> list[Run]:
     """The runs whose grid labels (or seed) take one of the given values, e.g.
     {"rung": ["L10-20"], "train.lr": ["3e-4", "1e-3"], "seed": ["0"]}: a campaign that trains
     the easiest rung first. Numbers compare as numbers. A key or value that selects nothing
-    is refused in one line, before any work."""
+    in `within` (default: `runs`; a sweep of several experiments passes all their runs, so
+    one experiment may lack a value that another has) is refused in one line, before any work."""
     if not only:
         return list(runs)
+    pool = runs if within is None else within
 
     def value(run: Run, key: str):
         return run.seed if key == "seed" else run.labels.get(key)
@@ -552,12 +555,12 @@ def select_runs(runs: list[Run], only: dict[str, list[str]] | None) -> list[Run]
                 return False
         return str(a) == b
 
-    keys = sorted({k for r in runs for k in r.labels} | {"seed"})
+    keys = sorted({k for r in pool for k in r.labels} | {"seed"})
     for key, wanted in only.items():
         if key not in keys:
             raise ConfigError(f"select {key}: not a grid label of these runs; allowed: {', '.join(keys)}")
-        have = sorted({str(value(r, key)) for r in runs}, key=str)
-        missing = [w for w in wanted if not any(same(value(r, key), w) for r in runs)]
+        have = sorted({str(value(r, key)) for r in pool if key == "seed" or key in r.labels}, key=str)
+        missing = [w for w in wanted if not any(same(value(r, key), w) for r in pool)]
         if missing:
             raise ConfigError(f"select {key}={','.join(missing)}: no such run; allowed: {', '.join(have)}")
     return [r for r in runs if all(any(same(value(r, k), w) for w in ws) for k, ws in only.items())]

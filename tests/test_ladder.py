@@ -195,3 +195,18 @@ def test_a_campaign_selects_part_of_a_grid_and_refuses_what_selects_nothing():
         select_runs(runs, {"rung": ["L99"]})
     with pytest.raises(ConfigError, match="not a grid label"):
         select_runs(runs, {"d_model": ["64"]})
+
+
+def test_a_selection_over_several_experiments_needs_each_value_in_one_of_them():
+    # one sweep of B-position and B-position-state: names of the first, states of the second
+    from lib.config import ConfigError, select_runs
+    from lib.sweeps.runner import plan_runs
+    plan = plan_runs(["B-position", "B-position-state"], "gpu",
+                     {"rung": ["S16"], "name": ["hybrid2s_m2", "mamba"], "train.lr": ["3e-4"]})
+    assert set(zip(plan["experiment"], plan["name"])) == {
+        ("B-position", "hybrid2s_m2"), ("B-position", "mamba"), ("B-position-state", "mamba")}
+    state = expand_runs(experiment_spec("B-position-state", "gpu"))
+    pool = state + expand_runs(experiment_spec("B-position", "gpu"))
+    assert select_runs(state, {"name": ["hybrid2s_m2"]}, within=pool) == []
+    with pytest.raises(ConfigError, match="name=nope: no such run"):
+        select_runs(state, {"name": ["nope"]}, within=pool)

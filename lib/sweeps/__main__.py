@@ -107,7 +107,7 @@ try:
         if plan.empty:
             sys.exit(f"{ap.prog}: the selection holds no runs")
         with pd.option_context("display.max_rows", None, "display.width", 200):
-            print(plan.fillna("").to_string(index=False))
+            print(plan.astype(object).fillna("").to_string(index=False))
         print(f"{plan['left'].sum()} of {plan['selected'].sum()} selected runs left to train; "
               f"{plan['lr trials'].sum()} configurations still need learning-rate trials")
         sys.exit(0)

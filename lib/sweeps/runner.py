@@ -635,9 +635,11 @@ def plan_runs(names: list[str], profile: str, only: dict[str, list[str]] | None 
     planning a GPU chunk: `python -m lib.sweeps ... --plan`."""
     from ..config import expand_runs, experiment_spec, results_dir, select_runs
 
+    every = {n: expand_runs(experiment_spec(n, profile)) for n in dict.fromkeys(names)}
+    pool = [r for runs in every.values() for r in runs]
     rows = {}
-    for n in dict.fromkeys(names):
-        runs = select_runs(expand_runs(experiment_spec(n, profile)), only)
+    for n in every:
+        runs = select_runs(every[n], only, within=pool)
         out = results_dir(profile, n)
         lrs = read_json(out / "lrs.json")
         for r in runs:
@@ -695,7 +697,8 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
     prepare_cuda()
     names = list(dict.fromkeys(names))  # an experiment named twice trains once
     runs = {n: expand_runs(experiment_spec(n, profile)) for n in names}  # all validated before any work
-    chosen = {n: select_runs(runs[n], only) for n in names}
+    pool = [r for n in names for r in runs[n]]  # a value need exist in one of the experiments only
+    chosen = {n: select_runs(runs[n], only, within=pool) for n in names}
     check_arguments(device, time_budget_s)
     dirs = {n: results_dir(profile, n) for n in names}
     with _sweep_lock(dirs.values()):
