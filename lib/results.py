@@ -83,7 +83,9 @@ def results_table(records: list[dict]) -> pd.DataFrame:
     """One row per run, of what it learnt only (no wall time or device: MACHINE_FIELDS)."""
     rows = [{"experiment": r["experiment"], "id": r["id"], **r["labels"], "seed": r["seed"],
              "params": r["params"], "params_non_embedding": r["params_non_embedding"], "lr": r["lr"],
-             **r["final"], "steps": r["steps"]}
+             **r["final"], "steps": r["steps"],
+             # runs trained to convergence (paper A's plateau rule) also say where their loss plateaued
+             **({"plateau_at": r.get("plateau_at")} if r["run"]["train"].get("plateau_window") else {})}
             for r in records]
     return pd.DataFrame(rows)
 

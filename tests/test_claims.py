@@ -170,8 +170,8 @@ def test_table_marks_missing_results_not_tested():
                  "TF-SSM": [.100, .433, .822, .908], "SSM-TF": [.087, .999, 1.0, 1.0]})
     table = claims.claims_table({"A-fig4": df4})
     assert list(table.columns) == ["claim", "paper statement", "paper numbers", "audit", "ours", "verdict", "rule"]
-    assert list(table["claim"]) == ["C2-copy", "C2-ard", "C2-mkar", "C2-nh", "C2-vocab", "C2-heads",
-                                    "C2-adversarial", "C2-window"]
+    assert list(table["claim"]) == ["C2-copy", "C2-ard", "C2-ard-converged", "C2-mkar", "C2-nh",
+                                    "C2-nh-converged", "C2-vocab", "C2-heads", "C2-adversarial", "C2-window"]
     verdicts = dict(zip(table["claim"], table["verdict"]))
     assert verdicts.pop("C2-copy") == REPRODUCED
     assert set(verdicts.values()) == {NOT_TESTED}

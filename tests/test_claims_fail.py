@@ -115,6 +115,30 @@ def test_c2_ard_flips(perturb, to):
     flips(claims.c2_ard, (FIG5,), (perturb(FIG5),), to)
 
 
+def converged(df: pd.DataFrame, experiment: str, cap: int = 24000) -> pd.DataFrame:
+    """`df` as runs trained to convergence: every run stopped by the plateau rule but the
+    pure models' last width, cut at the cap."""
+    out = df.assign(experiment=experiment, plateau_at=1000.0, steps=5000)
+    last = out["d_model"] == out["d_model"].max()
+    out.loc[last & (out["arch"] != out["arch"].iloc[-1]), ["plateau_at", "steps"]] = (float("nan"), cap)
+    return out
+
+
+@pytest.mark.parametrize("perturb, to", [
+    (lambda d: swap(d, "SSM-SSM-TF", "TF-TF-TF"), NOT_REPRODUCED),
+    (lambda d: shift(d, "SSM-SSM-TF", -0.15), PARTLY),
+    (lambda d: shift(d, "TF-TF-TF", +0.05), PARTLY),
+])
+def test_c2_ard_converged_flips_only_when_both_generators_fail(perturb, to):
+    """The better of the two generators decides: one perturbed generator leaves the claim
+    reproduced, both perturbed flip it."""
+    last, dense = converged(FIG5, "A-fig5-converge"), converged(FIG5, "A-fig5-converge-dense")
+    assert claims.c2_ard_converged(last, converged(perturb(FIG5), "A-fig5-converge-dense"))[1] == REPRODUCED
+    ours = flips(claims.c2_ard_converged, (last, dense),
+                 (converged(perturb(FIG5), "A-fig5-converge"), converged(perturb(FIG5), "A-fig5-converge-dense")), to)
+    assert "last-position:" in ours and "dense:" in ours and "cut at the cap" in ours
+
+
 FIG6 = frame({"TF-TF": [.12, .16, .23, .55], "SSM-SSM": [.16, .17, .36, .52],
               "TF-SSM": [.13, .18, .29, .52], "SSM-TF": [.14, .7, .99, .99]})
 
@@ -139,6 +163,16 @@ FIG7 = frame({"SSM-TF": [.5, .95, 1, 1], "SSM-SSM": [.4, .92, .99, 1], "TF-TF": 
 ])
 def test_c2_nh_flips(perturb, to):
     flips(claims.c2_nh, (FIG7,), (perturb(FIG7),), to)
+
+
+@pytest.mark.parametrize("perturb, to", [
+    (lambda d: swap(d, "SSM-TF", "TF-TF"), NOT_REPRODUCED),
+    (lambda d: shift(d, "SSM-SSM", +0.2, lambda d: d["d_model"] == 4), PARTLY),
+])
+def test_c2_nh_converged_flips(perturb, to):
+    ours = flips(claims.c2_nh_converged, (converged(FIG7, "A-fig7-converge", 40000),),
+                 (converged(perturb(FIG7), "A-fig7-converge", 40000),), to)
+    assert "steps taken: median" in ours and "stopped by the rule" in ours
 
 
 VOCAB_CURVES = {"TF-TF": [.1, .3, .6, .8], "TF-SSM": [.1, .3, .6, .8], "SSM-TF": [.3, .9, 1, 1],
@@ -499,6 +533,8 @@ def test_every_claim_rule_has_a_perturbation_test():
     """A rule added to a claims table fails this test until it gets its perturbations here."""
     covered = {"c2_copy": test_c2_copy_flips, "c2_ard": test_c2_ard_flips, "c2_mkar": test_c2_mkar_flips,
                "c2_nh": test_c2_nh_flips, "c2_vocab": test_c2_vocab_flips,
+               "c2_ard_converged": test_c2_ard_converged_flips_only_when_both_generators_fail,
+               "c2_nh_converged": test_c2_nh_converged_flips,
                "c2_heads": test_c2_heads_flips_on_each_of_its_four_checks,
                "c2_adversarial": test_c2_adversarial_flips, "c2_window": test_c2_window_flips,
                "c3_length": test_c3_length_flips, "c3_ood": test_c3_ood_flips,

@@ -269,3 +269,21 @@ def test_a_member_stops_at_plateau_factor_times_its_plateau_and_others_train_on(
     for r in out:  # a 50% tolerance: the very first comparison counts as a plateau
         assert r["plateau_at"] == 20 and r["steps"] == 40 and r["early_stopped"]
     assert out[0]["history"]["train_loss"] == base[0]["history"]["train_loss"][:40]  # same run until it stops
+
+
+def test_a_member_stopped_by_the_plateau_rule_is_scored_at_its_stop():
+    """With evaluation only at the end (eval_every 0), the final evaluation covers the members
+    still running: one stopped earlier by the plateau rule must have been scored when it stopped."""
+    from lib.models import build_model, micro
+    from lib.tasks import make_task
+    from lib.training import TrainConfig, train_ensemble
+    task = make_task("selective_copy", length=24)
+    batch = task.build(seed=123, n=16)
+    cfg = TrainConfig(steps=60, batch_size=4, warmup=5, data_block=10, plateau_window=10, plateau_tol=0.5,
+                      plateau_factor=1.0)
+    models = [build_model(micro("TF-TF", d_model=8, window=8), task.vocab_size, seed=s) for s in (0, 1)]
+    out = train_ensemble(models, [task, task], cfg, seeds=[0, 1], lrs=[1e-2, 1e-9], eval_batches=[batch, batch],
+                         device="cpu", progress=False)
+    for r in out:
+        assert r["steps"] == 40 and [e["step"] for e in r["history"]["eval"]] == [40]
+        assert r["final"]["step"] == 40 and 0 <= r["final"]["token_acc"] <= 1

@@ -53,6 +53,21 @@ def accuracy_vs_params(df: pd.DataFrame, metric: str = "token_acc", hue: str = "
     return accuracy_vs_setting(df, "params", ax=ax, metric=metric, hue=hue, title=title, xlabel="parameters")
 
 
+def converged_vs_fixed(converged: pd.DataFrame, fixed: pd.DataFrame | None, ax=None, title: str = ""):
+    """Accuracy against parameters of runs trained to convergence (solid, with the p10-p90
+    band), and the same architectures at the fixed 4,000-step protocol (dashed, means only)
+    at the widths both trained: how much the longer training moved each curve."""
+    ax = accuracy_vs_params(converged, ax=ax, title=title)
+    if fixed is not None and not fixed.empty:
+        same = fixed[fixed["arch"].isin(set(converged["arch"])) & fixed["d_model"].isin(set(converged["d_model"]))]
+        for arch, part in summarize(same, ["arch", "params"]).groupby("arch"):
+            ax.plot(part["params"], part["mean"], "--", color=ARCH_COLORS.get(arch), lw=1.2, alpha=0.8,
+                    label=f"{arch} (4,000 steps)")
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    return ax
+
+
 def level(df: pd.DataFrame, arch: str, metric: str = "token_acc", **where) -> float | None:
     """Mean `metric` of one arch's runs matching `where` (e.g. d_model=12): the height of a
     dashed reference line. None when no run matches."""

@@ -278,7 +278,8 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     gate_names = [n for n in ens.names if n.endswith(".beta")]  # two-stream blocks' gates
     snap_rows = list(tasks[0].snapshot_tokens()) if cfg.snapshot_embeddings else []
 
-    def run_eval():
+    def run_eval(only=None):
+        """Evaluate the ensemble; record it for the running members (or those in `only`)."""
         with autocast:  # evaluation in the training precision (bf16 under amp)
             metrics = evaluate_ensemble(ens, eval_batches, batch_size=cfg.eval_batch_size, by=cfg.eval_by)
         with torch.no_grad():
@@ -289,7 +290,7 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
             out_rows = ens.p("head.weight")[:, snap_rows].float().cpu() \
                 if snap_rows and "head.weight" in ens.names else None
         for i, m in enumerate(metrics):
-            if m is not None and stopped_at[i] is None:
+            if m is not None and stopped_at[i] is None and (only is None or i in only):
                 evals[i].append({"step": step, "examples": step * cfg.batch_size, **m,
                                  **({"gates": [round(g, 6) for g in gates[i]]} if gates else {})})
                 if rows is not None:
@@ -325,6 +326,7 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
                         active[i] = 0.0  # a stopped member's parameters no longer move
         if cfg.plateau_window and step % cfg.plateau_window == 0:
             history = losses[:step].T.float().cpu().numpy()
+            done = set()
             for i in range(M):
                 if stopped_at[i] is not None:
                     continue
@@ -332,8 +334,16 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
                     plateau_at[i] = plateau_step(history[i], cfg.plateau_window, cfg.plateau_tol,
                                                  cfg.plateau_below)
                 if plateau_at[i] is not None and step >= plateau_at[i] * (1 + cfg.plateau_factor):
-                    stopped_at[i] = step
-                    active[i] = 0.0
+                    done.add(i)
+            # a member that stops here is scored at its last step (unless just evaluated),
+            # since the final evaluation covers only the members still running
+            fresh = {i for i in done if not (evals[i] and evals[i][-1]["step"] == step)}
+            if fresh and any(eval_batches):
+                run_eval(only=fresh)
+                ens.train()
+            for i in done:
+                stopped_at[i] = step
+                active[i] = 0.0
         if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": ens.state_dict(), "opt": opt.state(), "step": step,
