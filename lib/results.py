@@ -164,11 +164,21 @@ def lr_key(run: Run) -> str:
                        "trials": TRIAL_RULE}, sort_keys=True)
 
 
-def chosen_lrs(experiment: str, profile: str) -> dict[str, dict]:
+def chosen_lrs(experiment: str, profile: str, earlier_rule: bool = False) -> dict[str, dict]:
     """The learning-rate choices (lrs.json entries: labels, lr, trial losses) of an
     experiment's current configurations. A results folder keeps the choices of earlier
     settings too (it persists, so that a changed sweep loses no finished work); those are
-    left out here."""
+    left out here. With `earlier_rule`, a configuration not yet tried under the current
+    trial rule gets the choice made before the rule entered the key (marked
+    `"trial rule": "earlier"`): the one its committed runs trained with, until they rerun."""
     entries = read_json(results_dir(profile, experiment) / "lrs.json")
-    keys = dict.fromkeys(lr_key(r) for r in expand_runs(experiment_spec(experiment, profile)))
-    return {k: entries[k] for k in keys if k in entries}
+    out = {}
+    for run in expand_runs(experiment_spec(experiment, profile)):
+        key = lr_key(run)
+        if key in entries:
+            out[key] = entries[key]
+        elif earlier_rule:
+            before = {k: v for k, v in json.loads(key).items() if k != "trials"}
+            if (old := entries.get(json.dumps(before, sort_keys=True))) is not None:
+                out[key] = {**old, "trial rule": "earlier"}
+    return out

@@ -224,3 +224,26 @@ def test_chosen_lrs_reads_only_the_current_configurations(tmp_path, monkeypatch)
     chosen = chosen_lrs("A-fig5", "quick")
     assert lr_key(stale) not in chosen and set(chosen) == {lr_key(r) for r in runs}
     assert len(chosen) == len(runs) // experiment_spec("A-fig5", "quick")["seeds"]
+
+
+def test_chosen_lrs_falls_back_to_the_earlier_trial_rule_only_when_asked(tmp_path, monkeypatch):
+    """Runs trained before the trial rule entered the key keep their choices under the old
+    key: a notebook describing those runs can still show them, marked, while the sweep (which
+    asks for the current rule only) tries anew."""
+    import json
+
+    from lib.config import expand_runs, experiment_spec, results_dir
+    from lib.results import chosen_lrs, lr_key
+    monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
+    runs = expand_runs(experiment_spec("A-fig5", "quick"))
+    old_key = lambda r: json.dumps({k: v for k, v in json.loads(lr_key(r)).items() if k != "trials"}, sort_keys=True)
+    entries = {old_key(r): {"lr": 0.1, "labels": r.labels} for r in runs}
+    entries[lr_key(runs[0])] = {"lr": 0.01, "labels": runs[0].labels}  # one configuration tried anew
+    out = results_dir("quick", "A-fig5")
+    out.mkdir(parents=True)
+    (out / "lrs.json").write_text(json.dumps(entries))
+    assert set(chosen_lrs("A-fig5", "quick")) == {lr_key(runs[0])}
+    both = chosen_lrs("A-fig5", "quick", earlier_rule=True)
+    assert both[lr_key(runs[0])] == {"lr": 0.01, "labels": runs[0].labels}
+    earlier = [v for k, v in both.items() if k != lr_key(runs[0])]
+    assert earlier and all(v["lr"] == 0.1 and v["trial rule"] == "earlier" for v in earlier)

@@ -19,7 +19,8 @@ def stopped_by_rule(df: pd.DataFrame) -> pd.Series:
     if "plateau_at" not in df or df.empty:
         return pd.Series(False, index=df.index)
     factor = df["experiment"].map(lambda e: experiment_spec(e, "paper")["train"]["plateau_factor"])
-    return df["plateau_at"].notna() & (df["steps"] >= df["plateau_at"] * (1 + factor))
+    found = df["plateau_at"].notna()
+    return found & (df["steps"] >= df["plateau_at"].fillna(0) * (1 + factor))
 
 
 def convergence_table(df: pd.DataFrame, x: str = "d_model") -> pd.DataFrame:
@@ -28,7 +29,7 @@ def convergence_table(df: pd.DataFrame, x: str = "d_model") -> pd.DataFrame:
     d = df.assign(stopped=stopped_by_rule(df))
     g = d.groupby(["arch", x])
     out = pd.DataFrame({"params": g["params"].first(), "token_acc": g["token_acc"].mean().round(3),
-                        "loss": g["loss"].mean().round(3), "median steps": g["steps"].median(),
+                        "loss": g["loss"].mean().round(3), "median steps": g["steps"].median().round().astype(int),
                         "stopped by the rule": g["stopped"].sum().astype(int).astype(str) + " of "
                         + g["stopped"].size().astype(str)})
     return out.reset_index()

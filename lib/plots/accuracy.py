@@ -61,7 +61,7 @@ def converged_vs_fixed(converged: pd.DataFrame, fixed: pd.DataFrame | None, ax=N
     if fixed is not None and not fixed.empty:
         same = fixed[fixed["arch"].isin(set(converged["arch"])) & fixed["d_model"].isin(set(converged["d_model"]))]
         for arch, part in summarize(same, ["arch", "params"]).groupby("arch"):
-            ax.plot(part["params"], part["mean"], "--", color=ARCH_COLORS.get(arch), lw=1.2, alpha=0.8,
+            ax.plot(part["params"], part["mean"], "x--", color=ARCH_COLORS.get(arch), lw=1.2, alpha=0.8,
                     label=f"{arch} (4,000 steps)")
         ax.legend(fontsize=8)
     ax.set_xscale("log")
