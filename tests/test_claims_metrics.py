@@ -36,7 +36,8 @@ def test_committed_claims_have_a_key_number_and_metrics(csv):
     """Every committed claim's key number is found (a rule whose text changed needs its
     KEY_NUMBERS pattern changed too), and the committed metrics file is up to date."""
     table = pd.read_csv(csv)
-    assert all(key_number(c, o) is not None for c, o in zip(table["claim"], table["ours"])), csv
+    tested = table[table["verdict"] != "not tested"]  # a claim without results states no number
+    assert all(key_number(c, o) is not None for c, o in zip(tested["claim"], tested["ours"])), csv
     assert json.loads(metrics_path(csv.stem, csv.parent).read_text()) == table_metrics(table)
 
 

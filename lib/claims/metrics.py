@@ -29,6 +29,10 @@ NUMBER = r"(never|[+-]?[\d,]*\.?\d+)"
 KEY_NUMBERS = {
     "C2-copy": ("SSM-TF params to 0.99", rf"params to 0\.99: SSM-TF {NUMBER}"),
     "C2-ard": ("SSM-SSM-TF best mean accuracy", rf"best mean: SSM-SSM-TF {NUMBER}"),
+    "C2-ard-converged": ("SSM-SSM-TF best mean accuracy, last-position generator, to convergence",
+                         rf"last-position: best mean: SSM-SSM-TF {NUMBER}"),
+    "C2-nh-converged": ("SSM-TF accuracy averaged over widths, to convergence",
+                        rf"averaged over widths: .*?SSM-TF {NUMBER}"),
     "C2-mkar": ("SSM-TF params to 0.6", rf"params to 0\.6: .*?SSM-TF {NUMBER}"),
     "C2-nh": ("SSM-TF accuracy averaged over widths", rf"averaged over widths: .*?SSM-TF {NUMBER}"),
     "C2-vocab": ("SSM-TF mean |acc(200) - acc(1000)|", rf"over widths: .*?SSM-TF {NUMBER}"),
