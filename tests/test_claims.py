@@ -101,6 +101,20 @@ def test_nh():
     assert claims.c2_nh(no)[1] == NOT_REPRODUCED
 
 
+def test_nh_averages_over_the_widths_all_ran():
+    # SSM-SSM has not trained its two small (weak) widths yet: over all of its own widths it
+    # would average 0.98 against SSM-TF's 0.86 and fail the comparison; over the widths both
+    # ran (16, 24) SSM-TF is ahead, and the statement says which widths those are
+    both = frame({"SSM-TF": [.5, .95, 1, 1], "TF-TF": [.2, .4, .7, .95]})
+    partial = frame({"SSM-SSM": [.98, .985]}, xs=WIDTHS[2:], params={"SSM-SSM": PARAMS["SSM-SSM"][2:]})
+    df = pd.concat([both, partial], ignore_index=True)
+    ours, v = claims.c2_nh(df)
+    assert v == REPRODUCED
+    assert "over the d_model all ran: 16, 24" in ours
+    avg, shared = claims.mean_over_shared(df, ("SSM-TF", "SSM-SSM"))
+    assert shared == [16, 24] and avg["SSM-TF"] == pytest.approx(1.0)
+
+
 # ---- C2-vocab --------------------------------------------------------------------------------
 
 def test_vocab():

@@ -23,6 +23,7 @@ from ..config import ROOT
 
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED)
 NUMBER = r"(never|[+-]?[\d,]*\.?\d+)"
+OVER = r"(?: \(over the [^)]*\))?"  # "(over the d_model all ran: ...)" where an average leaves widths out
 
 # claim -> (what the number is, where `ours` states it); the claim's subject is SSM-TF, the
 # hybrid the paper credits, wherever the rule compares several architectures
@@ -32,12 +33,12 @@ KEY_NUMBERS = {
     "C2-ard-converged": ("SSM-SSM-TF best mean accuracy, last-position generator, to convergence",
                          rf"last-position: best mean: SSM-SSM-TF {NUMBER}"),
     "C2-nh-converged": ("SSM-TF accuracy averaged over widths, to convergence",
-                        rf"averaged over widths: .*?SSM-TF {NUMBER}"),
+                        rf"averaged over widths{OVER}: .*?SSM-TF {NUMBER}"),
     "C2-mkar": ("SSM-TF params to 0.6", rf"params to 0\.6: .*?SSM-TF {NUMBER}"),
-    "C2-nh": ("SSM-TF accuracy averaged over widths", rf"averaged over widths: .*?SSM-TF {NUMBER}"),
+    "C2-nh": ("SSM-TF accuracy averaged over widths", rf"averaged over widths{OVER}: .*?SSM-TF {NUMBER}"),
     "C2-vocab": ("SSM-TF mean |acc(200) - acc(1000)|", rf"over widths: .*?SSM-TF {NUMBER}"),
     "C2-heads": ("SSM-TF copy accuracy at 1 head", rf"copy heads: .*?SSM-TF {NUMBER}/"),
-    "C2-adversarial": ("SSM-TF mixed accuracy averaged over widths", rf"mixed, averaged over widths: .*?SSM-TF {NUMBER}"),
+    "C2-adversarial": ("SSM-TF mixed accuracy averaged over widths", rf"mixed, averaged over widths{OVER}: .*?SSM-TF {NUMBER}"),
     "C2-window": ("SSM-TF copy accuracy at window 100", rf"copy SSM-TF: best [\d.]+ \(window \d+\), {NUMBER} at window 100"),
     "C3-length": ("hybrid - TF accuracy at long lengths", rf"hybrid - TF: short [+-]?[\d.]+, long {NUMBER}"),
     "C3-ood": ("training proportions where the hybrid is best", rf"hybrid best at {NUMBER} of"),
