@@ -171,6 +171,21 @@ def test_the_figures_draw_the_hardest_rung_where_a_model_learned():
     assert drawn_rung(partial, order, threshold=0.99) == "L10-20"
 
 
+def test_figures_of_two_experiments_side_by_side_draw_a_rung_both_reached():
+    # suffix has both rungs, prefix only the easier one so far: the suffix figures alone would
+    # move up to L20-40, but a figure with a prefix panel would then show no prefix runs
+    from lib.analysis.retrieval import drawn_rung
+    order = list(DIFFICULTY)
+    suffix = table([("tf", "L10-20", 1e-3, 0, 20_000), ("tf", "L20-40", 1e-3, 0, 50_000)])
+    prefix = table([("tf", "L10-20", 1e-3, 0, 20_000)])
+    assert drawn_rung(suffix, order, threshold=0.99) == "L20-40"
+    assert drawn_rung({"suffix": suffix, "prefix": prefix}, order, threshold=0.99) == "L10-20"
+    caught_up = pd.concat([prefix, table([("tf", "L20-40", 1e-3, 0, 50_000)])])
+    assert drawn_rung({"suffix": suffix, "prefix": caught_up}, order, threshold=0.99) == "L20-40"
+    # an experiment with no runs yet constrains nothing
+    assert drawn_rung({"suffix": suffix, "state": suffix.iloc[:0]}, order, threshold=0.99) == "L20-40"
+
+
 def test_a_position_rung_sets_the_symbols_and_the_chance_loss_follows():
     from lib.analysis.position import chance_loss
     runs = expand_runs(experiment_spec("B-position", "gpu"))

@@ -166,16 +166,27 @@ def rung_difficulty(experiment: str, profile: str) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
 
-def drawn_rung(table: pd.DataFrame, order: list[str], threshold: float = EARLY_STOP) -> str | None:
+def drawn_rung(table: pd.DataFrame | dict[str, pd.DataFrame], order: list[str],
+               threshold: float = EARLY_STOP) -> str | None:
     """The rung the figures draw (INFERRED, issue 21): the hardest one where some model's
     runs at its best learning rate all reached `threshold` and every model that ran on an
     easier rung ran too (a figure never loses a family by moving up while a campaign is
     partway through a rung); where none qualifies, the hardest rung trained (the paper's
-    setting when it was). None without a rung axis."""
+    setting when it was). None without a rung axis. `table` may be a dict of the tables
+    that a notebook's figures draw side by side ({"suffix": ..., "prefix": ...}): a model is
+    then its table and its name, so that no panel is left empty because one experiment has
+    not reached the rung another has."""
+    if isinstance(table, dict):
+        parts = [t.assign(name=f"{key}:" + t["name"].astype(str)) for key, t in table.items()
+                 if not t.empty and "name" in t]
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if table.empty or "rung" not in table or table["rung"].isna().all():
         return None
+    # a model is its name and state size; a table without sizes counts as one size (-1), never
+    # as NaN, which grouping would drop
+    table = table.assign(d_state=table["d_state"].fillna(-1) if "d_state" in table else -1)
     trained = [r for r in order if r in set(table["rung"])]
-    ids = table["name"].astype(str) + "/" + table["d_state"].astype(str)  # d_state may be NaN: compare as text
+    ids = table["name"].astype(str) + "/" + table["d_state"].astype(str)
     models = {r: set(ids[table["rung"] == r]) for r in trained}
     for i in range(len(trained) - 1, -1, -1):
         rung = trained[i]
