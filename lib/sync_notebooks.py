@@ -3,6 +3,7 @@ their sources in notebooks/, cell by cell (matched by cell id), so that the comm
 notebooks show what the pipeline printed and nbval checks those outputs.
 
     python -m lib.sync_notebooks [--profile quick] [NAME ...]   # default: every executed one
+    python -m lib.sync_notebooks --train                        # 02-train's checked cells
 
 The sources keep the quick profile's outputs (what CI checks). Other profiles' executed
 copies go whole to notebooks/<profile>/NAME.ipynb, for reading in JupyterLab: the `gpu`
@@ -10,7 +11,15 @@ results a researcher came for, beside the source (nbval skips those folders).
 
 Only outputs and execution counts change; sources, metadata and papermill's injected
 parameter cell stay out. 02-train runs once per training stage, each on some experiments,
-so its source (which nbval runs on all of them) is left alone: refresh it by hand.
+so its source (which nbval runs on all of them) is not synced from those: after a change to
+experiments.yaml, run it on every experiment,
+
+    papermill notebooks/02-train.ipynb data/executed/02-train-all-quick.ipynb \
+        -p experiments all -p profile quick --cwd notebooks
+
+(finished quick runs are kept, so this trains only what is new) and `--train` copies the
+outputs of its checked cells (the printed protocol and the parameter table) into the source;
+its training log stays out.
 
 A notebook is its stage's dependency, so new outputs change its hash: a stage whose only
 change is the notebook synced here, from an executed copy of the same code, is then recorded
@@ -27,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP = {"02-train"}
+TRAIN_EXECUTED = ROOT / "data" / "executed" / "02-train-all-quick.ipynb"
+CHECKED = "# NBVAL_CHECK_OUTPUT"
 
 
 def _lines(value):
@@ -55,6 +66,24 @@ def sync(executed: Path, source: Path) -> int:
         outputs = _normalise(ran[cell["id"]].get("outputs", []))
         if outputs != cell.get("outputs"):
             changed += 1
+        cell["outputs"], cell["execution_count"] = outputs, ran[cell["id"]].get("execution_count")
+    tmp = source.with_suffix(".tmp")
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(source)
+    return changed
+
+
+def sync_checked(executed: Path, source: Path) -> int:
+    """Copy into `source` the outputs of only the cells nbval checks (marked NBVAL_CHECK_OUTPUT);
+    returns how many changed. For 02-train, whose other cells print a training log."""
+    ran = {c.get("id"): c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"}
+    nb = json.loads(source.read_text())
+    changed = 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or not "".join(cell["source"]).startswith(CHECKED) or cell.get("id") not in ran:
+            continue
+        outputs = _normalise(ran[cell["id"]].get("outputs", []))
+        changed += outputs != cell.get("outputs")
         cell["outputs"], cell["execution_count"] = outputs, ran[cell["id"]].get("execution_count")
     tmp = source.with_suffix(".tmp")
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
@@ -125,10 +154,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.sync_notebooks", description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="notebook names without .ipynb (default: all executed)")
     ap.add_argument("--profile", default="quick")
+    ap.add_argument("--train", action="store_true", help=f"sync 02-train's checked cells from "
+                    f"{TRAIN_EXECUTED.relative_to(ROOT)} (a quick run on every experiment)")
     args = ap.parse_args(argv)
     executed = ROOT / "data" / "executed"
     synced = set()
-    names = args.names or sorted({p.stem.removesuffix(f"-{args.profile}") for p in executed.glob(f"*-{args.profile}.ipynb")})
+    if args.train:
+        src = ROOT / "notebooks" / "02-train.ipynb"
+        if not TRAIN_EXECUTED.exists():
+            raise SystemExit(f"sync_notebooks: no {TRAIN_EXECUTED.relative_to(ROOT)}; run `papermill "
+                             "notebooks/02-train.ipynb data/executed/02-train-all-quick.ipynb -p experiments all "
+                             "-p profile quick --cwd notebooks` first")
+        if not same_code(TRAIN_EXECUTED, src):
+            raise SystemExit(f"sync_notebooks: {TRAIN_EXECUTED.relative_to(ROOT)} ran other code than "
+                             "notebooks/02-train.ipynb holds now; run it again")
+        print(f"02-train: {sync_checked(TRAIN_EXECUTED, src)} checked cells changed")
+        synced.add(src.relative_to(ROOT).as_posix())
+    names = [] if args.train and not args.names else (
+        args.names or sorted({p.stem.removesuffix(f"-{args.profile}") for p in executed.glob(f"*-{args.profile}.ipynb")}))
     for name in names:
         src, ran = ROOT / "notebooks" / f"{name}.ipynb", executed / f"{name}-{args.profile}.ipynb"
         if name in SKIP or not src.exists():

@@ -2,7 +2,13 @@
 renders go whole into notebooks/<profile>/, without the per-render timings."""
 import json
 
-from lib.sync_notebooks import copy_executed, sync
+import re
+from pathlib import Path
+
+from lib.config import load_params
+from lib.sync_notebooks import copy_executed, sync, sync_checked
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def notebook(outputs, papermill=False):
@@ -35,3 +41,31 @@ def test_a_gpu_render_is_copied_whole_with_a_note_and_no_timings(tmp_path):
     assert "papermill" not in nb["metadata"] and "papermill" not in nb["cells"][2]["metadata"]
     copy_executed(tmp_path / "ran.ipynb", target, "gpu")  # idempotent: one note, same bytes
     assert target.read_text() == first
+
+
+def test_02_train_takes_only_its_checked_cells(tmp_path):
+    def train_nb(checked_out, log_out):
+        nb = notebook(checked_out)
+        nb["cells"][1]["source"] = ["# NBVAL_CHECK_OUTPUT\n", "print(spec)"]
+        nb["cells"].append({"cell_type": "code", "id": "t", "metadata": {}, "execution_count": 2,
+                            "source": ["run_experiments(names)"], "outputs": log_out})
+        return nb
+    protocol = [{"name": "stdout", "output_type": "stream", "text": "== A-new: ...\n"}]
+    log = [{"name": "stderr", "output_type": "stream", "text": "[runs] 3/3 done\n"}]
+    (tmp_path / "ran.ipynb").write_text(json.dumps(train_nb(protocol, log)))
+    (tmp_path / "src.ipynb").write_text(json.dumps(train_nb([], [])))
+    assert sync_checked(tmp_path / "ran.ipynb", tmp_path / "src.ipynb") == 1
+    cells = json.loads((tmp_path / "src.ipynb").read_text())["cells"]
+    assert cells[1]["outputs"][0]["text"] == ["== A-new: ...\n"] and cells[2]["outputs"] == []
+
+
+def test_02_train_prints_the_protocol_of_every_experiment():
+    """nbval runs 02-train on every experiment and compares its printed protocol: an
+    experiment added without refreshing it (python -m lib.sync_notebooks --train) fails CI
+    after a full quick retrain; this says so in a second."""
+    nb = json.loads((ROOT / "notebooks" / "02-train.ipynb").read_text())
+    printed = set()
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            printed |= set(re.findall(r"^== ([\w.-]+): ", "".join(out.get("text", [])), flags=re.M))
+    assert printed == set(load_params()["experiments"]), "refresh with `python -m lib.sync_notebooks --train`"
