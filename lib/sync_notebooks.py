@@ -55,35 +55,21 @@ def _normalise(outputs: list[dict]) -> list[dict]:
     return outputs
 
 
-def sync(executed: Path, source: Path) -> int:
-    """Copy `executed`'s outputs into `source`; returns how many cells changed."""
+def sync(executed: Path, source: Path, checked_only: bool = False) -> int:
+    """Copy `executed`'s outputs into `source`; returns how many cells changed. `checked_only`:
+    only the cells nbval checks (marked NBVAL_CHECK_OUTPUT), for 02-train, whose other cells
+    print a training log."""
     ran = {c.get("id"): c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"}
     nb = json.loads(source.read_text())
     changed = 0
     for cell in nb["cells"]:
         if cell["cell_type"] != "code" or cell.get("id") not in ran:
             continue
+        if checked_only and not "".join(cell["source"]).startswith(CHECKED):
+            continue
         outputs = _normalise(ran[cell["id"]].get("outputs", []))
         if outputs != cell.get("outputs"):
             changed += 1
-        cell["outputs"], cell["execution_count"] = outputs, ran[cell["id"]].get("execution_count")
-    tmp = source.with_suffix(".tmp")
-    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    tmp.replace(source)
-    return changed
-
-
-def sync_checked(executed: Path, source: Path) -> int:
-    """Copy into `source` the outputs of only the cells nbval checks (marked NBVAL_CHECK_OUTPUT);
-    returns how many changed. For 02-train, whose other cells print a training log."""
-    ran = {c.get("id"): c for c in json.loads(executed.read_text())["cells"] if c["cell_type"] == "code"}
-    nb = json.loads(source.read_text())
-    changed = 0
-    for cell in nb["cells"]:
-        if cell["cell_type"] != "code" or not "".join(cell["source"]).startswith(CHECKED) or cell.get("id") not in ran:
-            continue
-        outputs = _normalise(ran[cell["id"]].get("outputs", []))
-        changed += outputs != cell.get("outputs")
         cell["outputs"], cell["execution_count"] = outputs, ran[cell["id"]].get("execution_count")
     tmp = source.with_suffix(".tmp")
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
@@ -168,7 +154,7 @@ def main(argv=None):
         if not same_code(TRAIN_EXECUTED, src):
             raise SystemExit(f"sync_notebooks: {TRAIN_EXECUTED.relative_to(ROOT)} ran other code than "
                              "notebooks/02-train.ipynb holds now; run it again")
-        print(f"02-train: {sync_checked(TRAIN_EXECUTED, src)} checked cells changed")
+        print(f"02-train: {sync(TRAIN_EXECUTED, src, checked_only=True)} checked cells changed")
         synced.add(src.relative_to(ROOT).as_posix())
     names = [] if args.train and not args.names else (
         args.names or sorted({p.stem.removesuffix(f"-{args.profile}") for p in executed.glob(f"*-{args.profile}.ipynb")}))

@@ -1,12 +1,11 @@
 """lib.sync_notebooks: the quick outputs go into the sources cell by cell; other profiles'
 renders go whole into notebooks/<profile>/, without the per-render timings."""
 import json
-
 import re
 from pathlib import Path
 
 from lib.config import load_params
-from lib.sync_notebooks import copy_executed, sync, sync_checked
+from lib.sync_notebooks import copy_executed, sync
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +53,7 @@ def test_02_train_takes_only_its_checked_cells(tmp_path):
     log = [{"name": "stderr", "output_type": "stream", "text": "[runs] 3/3 done\n"}]
     (tmp_path / "ran.ipynb").write_text(json.dumps(train_nb(protocol, log)))
     (tmp_path / "src.ipynb").write_text(json.dumps(train_nb([], [])))
-    assert sync_checked(tmp_path / "ran.ipynb", tmp_path / "src.ipynb") == 1
+    assert sync(tmp_path / "ran.ipynb", tmp_path / "src.ipynb", checked_only=True) == 1
     cells = json.loads((tmp_path / "src.ipynb").read_text())["cells"]
     assert cells[1]["outputs"][0]["text"] == ["== A-new: ...\n"] and cells[2]["outputs"] == []
 
