@@ -69,3 +69,19 @@ def test_a_text_column_that_looks_like_a_number_stays_as_written(dtype):
     table = pd.DataFrame({"lr": pd.Series(["3e-4", "1e-3"], dtype=dtype), "acc": [0.51234, None]})
     rows = to_markdown(table).splitlines()[2:]
     assert "3e-4" in rows[0] and "0.512" in rows[0] and "1e-3" in rows[1] and "–" in rows[1]
+
+
+def test_loaded_provenance_counts_the_runs_planned_now(tmp_path, monkeypatch):
+    """A sweep's provenance.json counts the grid it ran under; a figure's footer must count
+    the grid experiments.yaml plans now (a grid grown by a seed would be understated)."""
+    import json
+    from lib.analysis.retrieval import load_experiment
+    from lib.config import expand_runs, experiment_spec, results_dir
+    monkeypatch.setenv("COMPANION_WORKDIR", str(tmp_path))
+    folder = results_dir("quick", "B-ngram")
+    folder.mkdir(parents=True)
+    (folder / "provenance.json").write_text(json.dumps({"profile": "quick", "runs": 999, "runs_finished": 5,
+                                                        "device": "cpu", "wall_s": 1.0}))
+    _, prov = load_experiment("quick", "B-ngram")
+    assert prov["runs"] == len(expand_runs(experiment_spec("B-ngram", "quick")))
+    assert prov["runs_finished"] == 0

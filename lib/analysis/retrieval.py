@@ -140,6 +140,9 @@ def load_experiment(profile: str, experiment: str, current_only: bool = True) ->
         prov = json.loads((folder / "provenance.json").read_text())
     else:
         prov = _provenance_from_records(profile, experiment, current, len(planned))
+    # the run counts as of experiments.yaml now: a sweep's provenance.json counts the grid it
+    # was run under, and a grid grown since (another seed, say) would make footers understate it
+    prov = {**prov, "runs": len(planned), "runs_finished": len(current)}
     table = runs_table(current)
     if table.empty:
         table = pd.DataFrame(columns=["name", "seed", "lr", "params", "exact_match", "examples", "steps",
