@@ -104,17 +104,17 @@ def label(name: str, d_state: int | None = None) -> str:
     return f"{text}, d_state {d_state}" if d_state is not None else text
 
 
-def _provenance_from_records(profile: str, experiment: str, records: list[dict], planned: int) -> dict:
+def _provenance_from_records(profile: str, experiment: str, records: list[dict]) -> dict:
     """A provenance for runs whose experiment has no provenance.json yet (a sweep cut short),
-    from their machine facts (lib.results.read_machine: sidecar or old inline record)."""
+    from their machine facts (lib.results.read_machine: sidecar or old inline record); the
+    run counts are load_experiment's."""
     from ..provenance import git_commit
 
     machine = [read_machine(results_dir(profile, experiment), r) for r in records]
     wall = float(sum(m.get("wall_s", 0.0) for m in machine))
     devices = sorted({m["device"] for m in machine if "device" in m})
     return {"profile": profile, "device": ", ".join(devices) or "no runs",
-            "commit": git_commit(), "wall_s": wall, "runs": planned,
-            "runs_finished": len(records), "train_wall_s": wall,
+            "commit": git_commit(), "wall_s": wall, "train_wall_s": wall,
             "run_commits": sorted({m.get("commit", "unrecorded") for m in machine})}
 
 
@@ -139,9 +139,10 @@ def load_experiment(profile: str, experiment: str, current_only: bool = True) ->
     elif (folder / "provenance.json").exists():
         prov = json.loads((folder / "provenance.json").read_text())
     else:
-        prov = _provenance_from_records(profile, experiment, current, len(planned))
-    # the run counts as of experiments.yaml now: a sweep's provenance.json counts the grid it
-    # was run under, and a grid grown since (another seed, say) would make footers understate it
+        prov = _provenance_from_records(profile, experiment, current)
+    # the run counts as of experiments.yaml now, whatever the provenance's source: a sweep's
+    # provenance.json counts the grid it ran under, which a grid grown since (another seed,
+    # say) would make the footers understate
     prov = {**prov, "runs": len(planned), "runs_finished": len(current)}
     table = runs_table(current)
     if table.empty:
