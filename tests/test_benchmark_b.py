@@ -16,7 +16,8 @@ def test_benchmark_b_runs_on_cpu(tmp_path):
           "--json", str(out)])
     report = json.loads(out.read_text())
     rows = {r["path"]: r for r in report["rows"]}
-    assert set(rows) == {"hf_trainer", "train_loop", "compiled", "graphed"}
+    assert set(rows) == {"hf_trainer", "train_loop", "sweep", "compiled", "graphed"}
+    assert rows["sweep"]["members"] == 4 and rows["sweep"]["real"] > rows["train_loop"]["real"]
     for r in rows.values():
         assert r["family"] == "transformer"
         assert math.isfinite(r["final_loss"]) and 0 < r["tokens_per_s"] <= r["padded_tokens_per_s"]

@@ -13,6 +13,11 @@ format) at batch 64 in three ways, in one process on one GPU:
   shape, as the graph needs. Its time is the difference of a run of warmup+steps steps
   and one of warmup steps, so start-up, capture and clean-up cancel; the loop's own data
   drawing (in the training thread) stays in.
+- `sweep`: the loop exactly as `lib.sweeps` runs it: `--members` copies of the model
+  (default 4, one per learning rate of the gpu profile's grid, each with its own seed's
+  stream) trained as one ensemble in one CUDA graph, tokens counted over all members.
+  One sweep trains several such ensembles at once from threads (COMPANION_CONCURRENT);
+  this path times one.
 - `compiled`: each layer under torch.compile (regional, dynamic lengths; mamba-ssm's
   scans left out of the graphs), bf16 autocast, fused AdamW, and the examples sorted
   into length buckets (cut into batches, batch order shuffled) so little is padding.
@@ -41,7 +46,9 @@ ratios; the SSM scans' own arithmetic is not counted). MFU divides by the device
 dense bf16 peak (None for an unknown device). Memory is torch's peak allocation.
 
     python -m lib.bench.benchmark_b [--families transformer,mamba,mamba2,hybridI_1m] [--steps 30]
-        [--warmup 10] [--batch 64] [--d-model 1024] [--repeats N] [--json out.json]
+        [--warmup 10] [--batch 64] [--d-model 1024] [--repeats N | --depth 0.5] [--members 4]
+        [--json out.json]
+    # the gpu profile's paper-B size: --d-model 256 --heads 4 --depth 0.5
     python -m lib.bench.benchmark_b --device cpu --allow-cpu   # tiny functional run, no GPU
 """
 from __future__ import annotations
@@ -69,13 +76,14 @@ from ..models.mamba import set_resets
 from ..provenance import device_name, git_commit
 from ..tasks import make_task
 from ..tasks.paper_b import PAD
-from ..training import TrainConfig, lr_factor, train
+from ..training import TrainConfig, lr_factor, train_ensemble
 from ..training.streams import Stream
 
 PEAK_BF16 = [("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12)]  # dense FLOP/s
 LR, WEIGHT_DECAY, WARMUP_FRAC, CLIP = 1e-4, 0.01, 0.1, 1.0  # the authors' TrainingArguments
-GPU_DEFAULTS = dict(steps=30, warmup=10, batch=64, d_model=1024, repeats=None)
-CPU_DEFAULTS = dict(steps=3, warmup=1, batch=4, d_model=64, repeats=1)
+SWEEP_LRS = (1e-4, 3e-4, 1e-3, 3e-3)  # the gpu profile's grid (experiments.yaml), one rate a `sweep` member
+GPU_DEFAULTS = dict(steps=30, warmup=10, batch=64, d_model=1024, heads=16, repeats=None)
+CPU_DEFAULTS = dict(steps=3, warmup=1, batch=4, d_model=64, heads=4, repeats=1)
 
 
 def lm_loss(model, ids, labels):
@@ -172,15 +180,24 @@ def run_hf(base, examples, args, device) -> dict:
 
 # --------------------------------------------------------------------------- ours
 
-def run_train_loop(base, task, args, device) -> dict:
+def run_train_loop(base, task, args, device, members: int = 1) -> dict:
+    """The project's loop (`train_loop`: one model), or the sweeps' own loop (`sweep`):
+    `members` copies of the model trained as one ensemble (lib.training.train_ensemble), as
+    lib.sweeps packs the runs of one shape (a family's learning rates and seeds), each
+    member with its own seed's stream and the gpu profile's learning rates in turn.
+    Tokens count every member's real tokens."""
     total = args.warmup + args.steps
+    seeds = list(range(members))
+    lrs = [SWEEP_LRS[i % len(SWEEP_LRS)] for i in seeds] if members > 1 else [LR]
 
     def run(steps):
         cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=LR, weight_decay=WEIGHT_DECAY, warmup=WARMUP_FRAC,
-                          schedule="cosine", clip=CLIP, data_block=steps, cuda_graph=True, amp="bf16")
+                          schedule="cosine", clip=CLIP, decay="trainer", data_block=steps, cuda_graph=True,
+                          amp="bf16")
         sync(device)
         t0 = time.perf_counter()
-        res = train(copy.deepcopy(base), task, cfg, seed=0, device=device, progress=False)
+        res = train_ensemble([copy.deepcopy(base) for _ in seeds], [task] * members, cfg, seeds=seeds, lrs=lrs,
+                             device=device, progress=False)
         sync(device)
         return time.perf_counter() - t0, res
 
@@ -188,15 +205,19 @@ def run_train_loop(base, task, args, device) -> dict:
     short, _ = run(args.warmup)
     free_memory(device)  # the peak of the timed run alone
     long, res = run(total)
-    stream = Stream(task, 0, args.batch, total, total)  # the very batches that run trained on
-    stream.expect()
-    inputs = stream.read(stream.open(), 0)[0][args.warmup:]
+    real = padded = 0
+    for seed in seeds:  # the very batches each member trained on
+        stream = Stream(task, seed, args.batch, total, total)
+        stream.expect()
+        inputs = stream.read(stream.open(), 0)[0][args.warmup:]
+        real, padded = real + int((inputs != PAD).sum()), padded + inputs.numel()
     # the timed steps' share of the long run; a difference that noise makes non-positive
     # (a few steps on a busy CPU) falls back to the long run's mean step time
     wall = long - short if long > short else long * args.steps / total
-    return {"path": "train_loop", "wall_s": wall, "real": int((inputs != PAD).sum()),
-            "padded": inputs.numel(), "final_loss": res["history"]["train_loss"][-1],
-            "note": "CUDA graph" if device.type == "cuda" else "eager (no CUDA)"}
+    how = "CUDA graph" if device.type == "cuda" else "eager (no CUDA)"
+    return {"path": "sweep" if members > 1 else "train_loop", "wall_s": wall, "real": real, "padded": padded,
+            "final_loss": res[0]["history"]["train_loss"][-1], "members": members,
+            "note": how if members == 1 else f"{how}, {members} models as one ensemble (losses of member 0)"}
 
 
 @contextlib.contextmanager
@@ -455,16 +476,23 @@ def peak_flops(name: str) -> float | None:
     return next((v for key, v in PEAK_BF16 if key in name), None)
 
 
+PATHS = ("hf_trainer", "train_loop", "sweep", "compiled", "graphed", "packed")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.bench.benchmark_b", description=__doc__.split("\n")[0])
     ap.add_argument("--families", default="transformer,mamba,mamba2,hybridI_1m")
-    ap.add_argument("--paths", default="hf_trainer,train_loop,compiled,graphed,packed",
+    ap.add_argument("--paths", default="hf_trainer,train_loop,sweep,compiled,graphed,packed",
                     help="packed: Mamba (Mamba-1 only) families")
     ap.add_argument("--steps", type=int, help="timed steps (GPU 30, CPU 3)")
     ap.add_argument("--warmup", type=int, help="untimed steps first (GPU 10, CPU 1)")
     ap.add_argument("--batch", type=int, help="examples per step (GPU 64, CPU 4)")
     ap.add_argument("--d-model", type=int, help="width (GPU 1024, CPU 64)")
+    ap.add_argument("--heads", type=int, help="attention heads (GPU 16, CPU 4)")
     ap.add_argument("--repeats", type=int, help="repeats of the layer pattern (GPU Table 1's, CPU 1)")
+    ap.add_argument("--depth", type=float, default=1.0,
+                    help="a fraction of Table 1's depth, as the reduced profiles set it (with --repeats unset)")
+    ap.add_argument("--members", type=int, default=4, help="models in the `sweep` path's ensemble")
     ap.add_argument("--no-compile", action="store_true", help="the 'compiled' path without torch.compile")
     ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     ap.add_argument("--allow-cpu", action="store_true", help="run without CUDA: tiny defaults, code paths only")
@@ -476,8 +504,13 @@ def main(argv=None):
         ap.error("this benchmark is for a GPU; pass --allow-cpu for a tiny functional run on the CPU")
     for k, v in (GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS).items():
         setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
-    if args.warmup < 1 or args.steps < 1:
-        ap.error("--warmup and --steps must be at least 1")
+    if args.warmup < 1 or args.steps < 1 or args.members < 1:
+        ap.error("--warmup, --steps and --members must be at least 1")
+    if not 0 < args.depth <= 1:
+        ap.error(f"--depth is a fraction of Table 1's depth, in (0, 1]; got {args.depth}")
+    unknown = set(args.paths.split(",")) - set(PATHS)
+    if unknown:
+        ap.error(f"unknown path(s) {', '.join(sorted(unknown))}; paths are {', '.join(PATHS)}")
     if device.type == "cuda" and torch.cuda.device_count() > 1:  # Trainer would wrap the model in DataParallel
         ap.error("one GPU only: set CUDA_VISIBLE_DEVICES=0")
     task, paths = make_task("ngram"), args.paths.split(",")
@@ -488,11 +521,13 @@ def main(argv=None):
     peak = peak_flops(device_name(device)) if device.type == "cuda" else None
     rows, errors = [], []
     for family in args.families.split(","):
-        base = build_model(paper_b(family, d_model=args.d_model, repeats=args.repeats), task.vocab_size, seed=0)
+        base = build_model(paper_b(family, d_model=args.d_model, heads=args.heads, repeats=args.repeats,
+                                   depth=args.depth), task.vocab_size, seed=0)
         fpt = flops_per_token(base, task.seq_len)
         print(f"{family}: {base.num_params(non_embedding=True) / 1e6:.1f}M non-embedding parameters", flush=True)
         runs = {"hf_trainer": lambda: run_hf(base, examples, args, device),
                 "train_loop": lambda: run_train_loop(base, task, args, device),
+                "sweep": lambda: run_train_loop(base, task, args, device, members=args.members),
                 "compiled": lambda: run_ours_compiled(base, examples, args, device),
                 "graphed": lambda: run_ours_compiled(base, examples, args, device, run_graphed),
                 "packed": lambda: run_ours_compiled(base, examples, args, device,
@@ -520,7 +555,9 @@ def main(argv=None):
             if r["family"] == family and base_row:
                 r["speedup_vs_hf"] = round(r["tokens_per_s"] / base_row["tokens_per_s"], 2)
         del base
-    print(f"\n{device_name(device)}: paper B Table 1 models, n-gram retrieval, batch {args.batch}, "
+    size = "Table 1 size" if args.d_model == 1024 and args.depth == 1 and args.repeats is None else \
+        f"width {args.d_model}, depth {args.depth if args.repeats is None else f'{args.repeats} repeats'}"
+    print(f"\n{device_name(device)}: paper B models at {size}, n-gram retrieval, batch {args.batch}, "
           f"{args.steps} timed steps after {args.warmup}")
     head = ("family", "path", "tok/s", "padded tok/s", "ms/step", "pad %", "MFU %", "peak GB", "x HF", "loss")
     print("{:12s} {:11s} {:>9s} {:>13s} {:>8s} {:>6s} {:>6s} {:>8s} {:>5s} {:>6s}".format(*head))
@@ -530,12 +567,12 @@ def main(argv=None):
               f"{r['step_ms']:8.1f} {100 * r['pad_frac']:6.1f} {mfu:>6} "
               f"{r['peak_mem_gb'] if r['peak_mem_gb'] is not None else '-':>8} "
               f"{r.get('speedup_vs_hf', '-'):>5} {r['final_loss']:6.3f}")
-    best = {f: max((r.get("speedup_vs_hf", 0) for r in rows if r["family"] == f and r["path"] != "hf_trainer"),
-                   default=None) for f in args.families.split(",")}
-    print("best speedup over the HF Trainer (target 1.5x): " + ", ".join(f"{f} {s}x" for f, s in best.items()))
+    best = {f: max((r["speedup_vs_hf"] for r in rows if r["family"] == f and r["path"] != "hf_trainer"
+                    and "speedup_vs_hf" in r), default=None) for f in args.families.split(",")}
+    print("best speedup over the HF Trainer (issue 20's target: 2x, by the `sweep` path): " + ", ".join(f"{f} {'-' if s is None else f'{s}x'}" for f, s in best.items()))
     if args.json:
         settings = {k: getattr(args, k) for k in ("families", "paths", "steps", "warmup", "batch", "d_model",
-                                                  "repeats", "no_compile")}
+                                                  "heads", "repeats", "depth", "members", "no_compile")}
         with open(args.json, "w") as f:
             json.dump({"device": device_name(device), **versions(),
                        "commit": git_commit(), "peak_bf16_flops": peak, "task": task.config(),
