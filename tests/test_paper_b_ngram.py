@@ -161,6 +161,27 @@ def test_f1_uses_the_best_learning_rate():
     assert paper_b_ngram.f1(table(*good, *bad, *rest), state)[1] == REPRODUCED
 
 
+def test_best_lr_compares_rates_on_the_seeds_they_share():
+    """A rate trained on more seeds is not judged against another rate's single seed: the
+    rates are compared on seed 0 (the only seed both have), and the chosen rate keeps all
+    its seeds. By the plain mean over each rate's own seeds, 1e-3 (150k) would beat
+    3e-4 (mean of 100k, 200k, 200k = 167k)."""
+    stop = lambda at: dict(stop=at)  # noqa: E731  (each run stops at 99% where it jumps)
+    three = [record("transformer", ramp(at, top=0.995), seed=s, lr=3e-4, **stop(at))
+             for s, at in ((0, 96000), (1, 192000), (2, 192000))]
+    one = [record("transformer", ramp(144000, top=0.995), seed=0, lr=1e-3, **stop(144000))]
+    chosen = retrieval.best_lr(table(*three, *one), threshold=0.99)
+    assert sorted(chosen["seed"]) == [0, 1, 2] and set(chosen["lr"]) == {3e-4}
+    # with the same seeds on both rates the plain rule applies: the faster rate wins
+    one_more = one + [record("transformer", ramp(144000, top=0.995), seed=s, lr=1e-3, **stop(144000))
+                      for s in (1, 2)]
+    chosen = retrieval.best_lr(table(*three, *one_more), threshold=0.99)
+    assert set(chosen["lr"]) == {1e-3} and len(chosen) == 3
+    # no seed in common: every seed counts
+    other = [record("transformer", ramp(144000, top=0.995), seed=5, lr=1e-3, **stop(144000))]
+    assert set(retrieval.best_lr(table(*three, *other), threshold=0.99)["lr"]) == {1e-3}
+
+
 # ---- F2: extrapolation ------------------------------------------------------------------------------
 
 def flat(v):

@@ -47,11 +47,23 @@ def best_lr(table: pd.DataFrame, by: tuple[str, ...] = ("name",), threshold: flo
     mean final exact match; ties go to the smaller learning rate. With `threshold` (the
     early-stop level), a final exact match at or above it counts as the threshold (where a
     run stopped above it is chance), and among learning rates tied on that score the one
-    whose runs needed the fewest examples (mean) wins, then the smaller one."""
+    whose runs needed the fewest examples (mean) wins, then the smaller one.
+
+    The rates are compared on the seeds that every rate of the model has run (all its seeds
+    if none is common): a campaign trains the further seeds at the rate that learned first,
+    and a mean over three seeds against one seed's result would decide by seed luck. The
+    chosen rate keeps all its seeds."""
     by = [c for c in by if c in table.columns]
     t = table.assign(_score=table["exact_match"].astype(float))
     if threshold is not None:
         t["_score"] = t["_score"].clip(upper=threshold)
+    if "seed" in t.columns:
+        keys = [tuple(None if pd.isna(v) else v for v in row) for row in t[by].itertuples(index=False)]
+        seeds: dict[tuple, dict[float, set]] = {}
+        for key, lr, seed in zip(keys, t["lr"], t["seed"]):
+            seeds.setdefault(key, {}).setdefault(lr, set()).add(seed)
+        common = {key: set.intersection(*rates.values()) for key, rates in seeds.items()}
+        t = t[[not common[key] or seed in common[key] for key, seed in zip(keys, t["seed"])]]
     score = t.groupby(by + ["lr"]).agg(_score=("_score", "mean"), _examples=("examples", "mean")).reset_index()
     score["_score"] = score["_score"].round(6)
     keys, ascending = ["_score", "lr"], [False, True]
