@@ -36,3 +36,17 @@ def test_packed_mamba_trains_as_unpacked(tmp_path):
     assert rows["packed"]["real"] == rows["graphed"]["real"]
     assert rows["packed"]["final_loss"] == pytest.approx(rows["graphed"]["final_loss"], rel=1e-5)
     assert "two examples a row" in rows["packed"]["note"]
+
+
+def test_sweep_path_packs_runs_as_the_sweeps_do():
+    """`sweep` trains a family whose layers batch over members as one ensemble, and one
+    whose layers do not (the two-stream blocks) as separate runs, as lib.sweeps packs them."""
+    from lib.bench.benchmark_b import main
+
+    rows = main(["--device", "cpu", "--allow-cpu", "--families", "transformer,hybrid2s", "--paths",
+                 "train_loop,sweep", "--steps", "1", "--batch", "2", "--members", "2"])
+    by = {(r["family"], r["path"]): r for r in rows}
+    assert by["transformer", "sweep"]["one_ensemble"] and not by["hybrid2s", "sweep"]["one_ensemble"]
+    for family in ("transformer", "hybrid2s"):  # member 0 is the one-model run: same seed, data, loss
+        assert by[family, "sweep"]["final_loss"] == pytest.approx(by[family, "train_loop"]["final_loss"], rel=1e-4)
+        assert by[family, "sweep"]["real"] > by[family, "train_loop"]["real"]

@@ -13,11 +13,12 @@ format) at batch 64 in three ways, in one process on one GPU:
   shape, as the graph needs. Its time is the difference of a run of warmup+steps steps
   and one of warmup steps, so start-up, capture and clean-up cancel; the loop's own data
   drawing (in the training thread) stays in.
-- `sweep`: the loop exactly as `lib.sweeps` runs it: `--members` copies of the model
+- `sweep`: the loop exactly as `lib.sweeps` runs it on `--members` runs of the model
   (default 4, one per learning rate of the gpu profile's grid, each with its own seed's
-  stream) trained as one ensemble in one CUDA graph, tokens counted over all members.
-  One sweep trains several such ensembles at once from threads (COMPANION_CONCURRENT);
-  this path times one.
+  stream): one ensemble in one CUDA graph where the layers batch over members
+  (Transformer, Mamba, HybridI M/T), else each run alone, all at once from their own
+  threads and CUDA streams (the Mamba-2 and two-stream families), tokens counted over all
+  members. A sweep trains up to COMPANION_CONCURRENT such groups at once; this path times one.
 - `compiled`: each layer under torch.compile (regional, dynamic lengths; mamba-ssm's
   scans left out of the graphs), bf16 autocast, fused AdamW, and the examples sorted
   into length buckets (cut into batches, batch order shuffled) so little is padding.
@@ -66,12 +67,15 @@ import math
 import random
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..models import build_model, paper_b
+from ..models.ensemble import BATCHED_LAYERS
+from ..models.registry import layer_spec
 from ..models.mamba import set_resets
 from ..provenance import device_name, git_commit
 from ..tasks import make_task
@@ -180,24 +184,47 @@ def run_hf(base, examples, args, device) -> dict:
 
 # --------------------------------------------------------------------------- ours
 
+def members_batch(model) -> bool:
+    """Whether lib.sweeps trains several runs of this model as one ensemble: only where every
+    layer has a batched or vmap-able ensemble form (Member.pack_key); the others (mamba-ssm's
+    Mamba-2 kernels, the two-stream blocks) train alone, several at once from threads."""
+    return all(n in BATCHED_LAYERS or layer_spec(n).vmap for n in model.cfg.layers)
+
+
 def run_train_loop(base, task, args, device, members: int = 1) -> dict:
     """The project's loop (`train_loop`: one model), or the sweeps' own loop (`sweep`):
-    `members` copies of the model trained as one ensemble (lib.training.train_ensemble), as
-    lib.sweeps packs the runs of one shape (a family's learning rates and seeds), each
-    member with its own seed's stream and the gpu profile's learning rates in turn.
-    Tokens count every member's real tokens."""
+    `members` runs of the model as lib.sweeps trains the runs of one shape (a family's
+    learning rates and seeds): one ensemble (lib.training.train_ensemble) where the layers
+    batch over members, else each run alone, all at once from their own threads and CUDA
+    streams. Each member has its own seed's stream and one of the gpu profile's learning
+    rates. Tokens count every member's real tokens."""
     total = args.warmup + args.steps
     seeds = list(range(members))
     lrs = [SWEEP_LRS[i % len(SWEEP_LRS)] for i in seeds] if members > 1 else [LR]
+    together = members == 1 or members_batch(base)
+    cuda = device.type == "cuda"
+    streams = [torch.cuda.Stream(device) for _ in seeds] if cuda and not together else []
 
     def run(steps):
         cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=LR, weight_decay=WEIGHT_DECAY, warmup=WARMUP_FRAC,
                           schedule="cosine", clip=CLIP, decay="trainer", data_block=steps, cuda_graph=True,
                           amp="bf16")
+        models = [copy.deepcopy(base) for _ in seeds]
         sync(device)
         t0 = time.perf_counter()
-        res = train_ensemble([copy.deepcopy(base) for _ in seeds], [task] * members, cfg, seeds=seeds, lrs=lrs,
-                             device=device, progress=False)
+        if together:
+            res = train_ensemble(models, [task] * members, cfg, seeds=seeds, lrs=lrs, device=device,
+                                 progress=False)
+        else:
+            def alone(i):  # as lib.sweeps.runner's on_stream: one thread, one stream per run
+                with torch.cuda.stream(streams[i]) if cuda else contextlib.nullcontext():
+                    out = train_ensemble([models[i]], [task], cfg, seeds=[i], lrs=[lrs[i]], device=device,
+                                         progress=False)
+                    if cuda:
+                        streams[i].synchronize()
+                return out[0]
+            with ThreadPoolExecutor(max_workers=members if cuda else 1) as pool:
+                res = list(pool.map(alone, seeds))
         sync(device)
         return time.perf_counter() - t0, res
 
@@ -214,10 +241,13 @@ def run_train_loop(base, task, args, device, members: int = 1) -> dict:
     # the timed steps' share of the long run; a difference that noise makes non-positive
     # (a few steps on a busy CPU) falls back to the long run's mean step time
     wall = long - short if long > short else long * args.steps / total
-    how = "CUDA graph" if device.type == "cuda" else "eager (no CUDA)"
+    how = "CUDA graph" if cuda else "eager (no CUDA)"
+    packing = f"{members} models as one ensemble" if together else \
+        f"{members} models alone, " + (f"at once from {members} threads" if cuda else "one after another") + \
+        " (layers that do not batch over members)"
     return {"path": "sweep" if members > 1 else "train_loop", "wall_s": wall, "real": real, "padded": padded,
-            "final_loss": res[0]["history"]["train_loss"][-1], "members": members,
-            "note": how if members == 1 else f"{how}, {members} models as one ensemble (losses of member 0)"}
+            "final_loss": res[0]["history"]["train_loss"][-1], "members": members, "one_ensemble": together,
+            "note": how if members == 1 else f"{how}, {packing} (losses of member 0)"}
 
 
 @contextlib.contextmanager
