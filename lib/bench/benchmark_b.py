@@ -74,8 +74,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import build_model, paper_b
-from ..models.ensemble import BATCHED_LAYERS
-from ..models.registry import layer_spec
+from ..models.ensemble import batches_members
 from ..models.mamba import set_resets
 from ..provenance import device_name, git_commit
 from ..tasks import make_task
@@ -184,13 +183,6 @@ def run_hf(base, examples, args, device) -> dict:
 
 # --------------------------------------------------------------------------- ours
 
-def members_batch(model) -> bool:
-    """Whether lib.sweeps trains several runs of this model as one ensemble: only where every
-    layer has a batched or vmap-able ensemble form (Member.pack_key); the others (mamba-ssm's
-    Mamba-2 kernels, the two-stream blocks) train alone, several at once from threads."""
-    return all(n in BATCHED_LAYERS or layer_spec(n).vmap for n in model.cfg.layers)
-
-
 def run_train_loop(base, task, args, device, members: int = 1) -> dict:
     """The project's loop (`train_loop`: one model), or the sweeps' own loop (`sweep`):
     `members` runs of the model as lib.sweeps trains the runs of one shape (a family's
@@ -201,7 +193,7 @@ def run_train_loop(base, task, args, device, members: int = 1) -> dict:
     total = args.warmup + args.steps
     seeds = list(range(members))
     lrs = [SWEEP_LRS[i % len(SWEEP_LRS)] for i in seeds] if members > 1 else [LR]
-    together = members == 1 or members_batch(base)
+    together = members == 1 or batches_members(base.cfg.layers)  # as lib.sweeps packs them
     cuda = device.type == "cuda"
     streams = [torch.cuda.Stream(device) for _ in seeds] if cuda and not together else []
 

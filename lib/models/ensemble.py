@@ -41,6 +41,13 @@ from .registry import layer_spec
 
 BATCHED_LAYERS = {"attn", "mamba"}  # the layers with a hand-written batched forward (Ensemble._attn, _mamba)
 
+
+def batches_members(layers) -> bool:
+    """Whether an ensemble of models with these layers runs its members together: every layer
+    has a hand-written batched form or a vmap-able one. Otherwise an ensemble would only loop
+    over its members, so lib.sweeps trains such runs alone (several at once from threads)."""
+    return all(n in BATCHED_LAYERS or layer_spec(n).vmap for n in layers)
+
 _QUIET = False
 
 

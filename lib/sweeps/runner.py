@@ -48,8 +48,8 @@ from tqdm import tqdm
 
 from ..config import ConfigError, Run, data_dir as default_data_dir
 from ..models import build_model
-from ..models.ensemble import BATCHED_LAYERS, stack_key
-from ..models.registry import floats_per_token, layer_spec
+from ..models.ensemble import batches_members, stack_key
+from ..models.registry import floats_per_token
 from ..provenance import device_name, git_commit, provenance
 from ..results import (atomic_write, chosen_lrs, lr_key, log_sweep, machine_path, read_json, read_machine, read_sweep_log,
                        results_table, write_json, write_snapshots)
@@ -146,7 +146,7 @@ class Member:
     def pack_key(self) -> tuple:
         """Members with equal keys train as one ensemble. Layers that an ensemble can only
         loop over (vmap=False in their registration) gain nothing from it: they train alone."""
-        if not all(n in BATCHED_LAYERS or layer_spec(n).vmap for n in self.probe.cfg.layers):
+        if not batches_members(self.probe.cfg.layers):
             return ("alone", id(self))
         train = {k: v for k, v in vars(self.cfg).items() if k != "lr"}
         return (stack_key(self.probe), json.dumps(train, sort_keys=True, default=str), self.task.seq_len,
