@@ -1,8 +1,8 @@
-"""Training speed of paper B's ~150M Table 1 models: ours against the authors' setup.
+"""Paper B's training speed, ours against the authors' setup (Table 1 or gpu-profile size).
 
 For each family (Transformer, Mamba, Mamba2, HybridI by default) it trains the same model
 (`paper_b(family)`, same initialisation) on n-gram retrieval (lengths 50-100, suffix
-format) at batch 64 in three ways, in one process on one GPU:
+format) at batch 64 in each of these ways, in one process on one GPU:
 
 - `hf_trainer`, the authors' setup: `transformers.Trainer` with bf16 autocast, AdamW,
   cosine schedule with 10% warm-up, clipping at 1.0, over our SequenceModel wrapped to
@@ -591,7 +591,8 @@ def main(argv=None):
               f"{r.get('speedup_vs_hf', '-'):>5} {r['final_loss']:6.3f}")
     best = {f: max((r["speedup_vs_hf"] for r in rows if r["family"] == f and r["path"] != "hf_trainer"
                     and "speedup_vs_hf" in r), default=None) for f in args.families.split(",")}
-    print("best speedup over the HF Trainer (issue 20's target: 2x, by the `sweep` path): " + ", ".join(f"{f} {'-' if s is None else f'{s}x'}" for f, s in best.items()))
+    print("best speedup over the HF Trainer (issue 20's target: 2x, by the `sweep` path): "
+          + ", ".join(f"{f} {'-' if s is None else f'{s}x'}" for f, s in best.items()))
     if args.json:
         settings = {k: getattr(args, k) for k in ("families", "paths", "steps", "warmup", "batch", "d_model",
                                                   "heads", "repeats", "depth", "members", "no_compile")}
