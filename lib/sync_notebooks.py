@@ -102,6 +102,16 @@ def copy_executed(executed: Path, target: Path, profile: str) -> None:
     tmp.replace(target)
 
 
+def failure(executed: Path) -> str | None:
+    """The first error an executed notebook printed ("cell ID: Name: message"), or None. A
+    papermill run that failed still writes its copy, and syncing it would commit a traceback."""
+    for cell in json.loads(executed.read_text())["cells"]:
+        for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+            if out.get("output_type") == "error":
+                return f"cell {cell.get('id')}: {out.get('ename')}: {out.get('evalue')}"[:300]
+    return None
+
+
 def _code(nb: dict) -> dict:
     """Code cells' sources by id, without papermill's injected parameter cell."""
     return {c.get("id"): "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
@@ -151,6 +161,8 @@ def main(argv=None):
             raise SystemExit(f"sync_notebooks: no {TRAIN_EXECUTED.relative_to(ROOT)}; run `papermill "
                              "notebooks/02-train.ipynb data/executed/02-train-all-quick.ipynb -p experiments all "
                              "-p profile quick --cwd notebooks` first")
+        if (error := failure(TRAIN_EXECUTED)):
+            raise SystemExit(f"sync_notebooks: {TRAIN_EXECUTED.relative_to(ROOT)} failed ({error}); nothing synced")
         if not same_code(TRAIN_EXECUTED, src):
             raise SystemExit(f"sync_notebooks: {TRAIN_EXECUTED.relative_to(ROOT)} ran other code than "
                              "notebooks/02-train.ipynb holds now; run it again")
@@ -158,12 +170,16 @@ def main(argv=None):
         synced.add(src.relative_to(ROOT).as_posix())
     names = [] if args.train and not args.names else (
         args.names or sorted({p.stem.removesuffix(f"-{args.profile}") for p in executed.glob(f"*-{args.profile}.ipynb")}))
-    for name in names:
-        src, ran = ROOT / "notebooks" / f"{name}.ipynb", executed / f"{name}-{args.profile}.ipynb"
-        if name in SKIP or not src.exists():
-            continue
+    names = [n for n in names if n not in SKIP and (ROOT / "notebooks" / f"{n}.ipynb").exists()]
+    for name in names:  # every copy checked before any is written
+        ran = executed / f"{name}-{args.profile}.ipynb"
         if not ran.exists():
             raise SystemExit(f"sync_notebooks: no executed copy {ran.relative_to(ROOT)}; run `dvc repro` first")
+        if (error := failure(ran)):
+            raise SystemExit(f"sync_notebooks: {ran.relative_to(ROOT)} failed ({error}); nothing synced, "
+                             "fix and run it again")
+    for name in names:
+        src, ran = ROOT / "notebooks" / f"{name}.ipynb", executed / f"{name}-{args.profile}.ipynb"
         if args.profile != "quick":  # a render to read: copied whole, not synced into the source
             copy_executed(ran, ROOT / "notebooks" / args.profile / f"{name}.ipynb", args.profile)
             print(f"{name}: notebooks/{args.profile}/{name}.ipynb written")

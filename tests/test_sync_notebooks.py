@@ -5,7 +5,10 @@ import re
 from pathlib import Path
 
 from lib.config import load_params
-from lib.sync_notebooks import copy_executed, sync
+import pytest
+
+from lib import sync_notebooks
+from lib.sync_notebooks import copy_executed, failure, sync
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,3 +71,22 @@ def test_02_train_prints_the_protocol_of_every_experiment():
         for out in cell.get("outputs", []):
             printed |= set(re.findall(r"^== ([\w.-]+): ", "".join(out.get("text", [])), flags=re.M))
     assert printed == set(load_params()["experiments"]), "refresh with `python -m lib.sync_notebooks --train`"
+
+
+def test_a_failed_execution_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    err = [{"output_type": "error", "ename": "ModuleNotFoundError", "evalue": "No module named 'lib'", "traceback": []}]
+    ok = [{"name": "stdout", "output_type": "stream", "text": "fine\n"}]
+    for name, out in (("A-ok", ok), ("B-bad", err)):
+        (tmp_path / "data" / "executed").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "executed" / f"{name}-gpu.ipynb").write_text(json.dumps(notebook(out)))
+        (tmp_path / "notebooks").mkdir(exist_ok=True)
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook([])))
+    assert failure(tmp_path / "data" / "executed" / "A-ok-gpu.ipynb") is None
+    assert "ModuleNotFoundError" in failure(tmp_path / "data" / "executed" / "B-bad-gpu.ipynb")
+    monkeypatch.setattr(sync_notebooks, "ROOT", tmp_path)
+    monkeypatch.setattr(sync_notebooks, "TRAIN_EXECUTED", tmp_path / "data" / "executed" / "02-train-all-quick.ipynb")
+    with pytest.raises(SystemExit, match="B-bad-gpu.ipynb failed .*ModuleNotFoundError"):
+        sync_notebooks.main(["--profile", "gpu", "A-ok", "B-bad"])
+    assert not (tmp_path / "notebooks" / "gpu").exists()  # not even the good one
+    sync_notebooks.main(["--profile", "gpu", "A-ok"])
+    assert (tmp_path / "notebooks" / "gpu" / "A-ok.ipynb").exists()
