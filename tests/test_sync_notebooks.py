@@ -4,10 +4,10 @@ import json
 import re
 from pathlib import Path
 
-from lib.config import load_params
 import pytest
 
 from lib import sync_notebooks
+from lib.config import load_params
 from lib.sync_notebooks import copy_executed, failure, sync
 
 ROOT = Path(__file__).resolve().parent.parent
