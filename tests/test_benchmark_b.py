@@ -16,8 +16,10 @@ def test_benchmark_b_runs_on_cpu(tmp_path):
           "--json", str(out)])
     report = json.loads(out.read_text())
     rows = {r["path"]: r for r in report["rows"]}
-    assert set(rows) == {"hf_trainer", "train_loop", "sweep", "compiled", "graphed"}
+    assert set(rows) == {"hf_trainer", "train_loop", "sweep", "sweep_buckets", "compiled", "graphed"}
     assert rows["sweep"]["members"] == 4 and rows["sweep"]["real"] > rows["train_loop"]["real"]
+    # sorted batches cut to their longest: less padding than the same runs padded to one length
+    assert rows["sweep_buckets"]["pad_frac"] < rows["sweep"]["pad_frac"]
     for r in rows.values():
         assert r["family"] == "transformer"
         assert math.isfinite(r["final_loss"]) and 0 < r["tokens_per_s"] <= r["padded_tokens_per_s"]

@@ -19,6 +19,10 @@ format) at batch 64 in each of these ways, in one process on one GPU:
   (Transformer, Mamba, HybridI M/T), else each run alone, all at once from their own
   threads and CUDA streams (the Mamba-2 and two-stream families), tokens counted over all
   members. A sweep trains up to COMPANION_CONCURRENT such groups at once; this path times one.
+- `sweep_buckets`: `sweep` with the sweeps' option `train.length_buckets`: each member's
+  examples of a data block sorted by length into its batches, each cut to its longest
+  (rounded up to 8), one CUDA graph per width (lib.training.loop.bucket_block); tokens and
+  padding counted on the sorted batches.
 - `compiled`: each layer under torch.compile (regional, dynamic lengths; mamba-ssm's
   scans left out of the graphs), bf16 autocast, fused AdamW, and the examples sorted
   into length buckets (cut into batches, batch order shuffled) so little is padding.
@@ -80,6 +84,7 @@ from ..provenance import device_name, git_commit
 from ..tasks import make_task
 from ..tasks.paper_b import PAD
 from ..training import TrainConfig, lr_factor, train_ensemble
+from ..training.loop import bucket_block
 from ..training.streams import Stream
 
 PEAK_BF16 = [("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12)]  # dense FLOP/s
@@ -183,13 +188,15 @@ def run_hf(base, examples, args, device) -> dict:
 
 # --------------------------------------------------------------------------- ours
 
-def run_train_loop(base, task, args, device, members: int = 1) -> dict:
+def run_train_loop(base, task, args, device, members: int = 1, buckets: bool = False) -> dict:
     """The project's loop (`train_loop`: one model), or the sweeps' own loop (`sweep`):
     `members` runs of the model as lib.sweeps trains the runs of one shape (a family's
     learning rates and seeds): one ensemble (lib.training.train_ensemble) where the layers
     batch over members, else each run alone, all at once from their own threads and CUDA
     streams. Each member has its own seed's stream and one of the gpu profile's learning
-    rates. Tokens count every member's real tokens."""
+    rates. Tokens count every member's real tokens. `buckets`: the sweeps' loop with
+    TrainConfig.length_buckets (`sweep_buckets`): sorted batches cut to their longest,
+    one CUDA graph per width."""
     total = args.warmup + args.steps
     seeds = list(range(members))
     lrs = [SWEEP_LRS[i % len(SWEEP_LRS)] for i in seeds] if members > 1 else [LR]
@@ -200,7 +207,7 @@ def run_train_loop(base, task, args, device, members: int = 1) -> dict:
     def run(steps):
         cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=LR, weight_decay=WEIGHT_DECAY, warmup=WARMUP_FRAC,
                           schedule="cosine", clip=CLIP, decay="trainer", data_block=steps, cuda_graph=True,
-                          amp="bf16")
+                          amp="bf16", length_buckets=buckets)
         models = [copy.deepcopy(base) for _ in seeds]
         sync(device)
         t0 = time.perf_counter()
@@ -224,12 +231,22 @@ def run_train_loop(base, task, args, device, members: int = 1) -> dict:
     short, _ = run(args.warmup)
     free_memory(device)  # the peak of the timed run alone
     long, res = run(total)
-    real = padded = 0
+    blocks = []
     for seed in seeds:  # the very batches each member trained on
         stream = Stream(task, seed, args.batch, total, total)
         stream.expect()
-        inputs = stream.read(stream.open(), 0)[0][args.warmup:]
-        real, padded = real + int((inputs != PAD).sum()), padded + inputs.numel()
+        x, y, m = stream.read(stream.open(), 0)
+        blocks.append((x.long(), y.long(), m))
+    real = padded = 0
+    # a bucketed loop sorts each block, so the timed steps hold other examples, cut to widths
+    # (an ensemble's: its widest member's); one ensemble, or each run alone
+    for group in [seeds] if together else [[i] for i in seeds]:
+        x, y, m = (torch.stack([blocks[i][k] for i in group], 1) for k in range(3))  # [steps, M, B, L]
+        widths = [x.shape[-1]] * total
+        if buckets:
+            x, _, _, widths = bucket_block(x, y, m, block=0)
+        real += int((x[args.warmup:] != PAD).sum())
+        padded += sum(len(group) * args.batch * w for w in widths[args.warmup:])
     # the timed steps' share of the long run; a difference that noise makes non-positive
     # (a few steps on a busy CPU) falls back to the long run's mean step time
     wall = long - short if long > short else long * args.steps / total
@@ -237,7 +254,9 @@ def run_train_loop(base, task, args, device, members: int = 1) -> dict:
     packing = f"{members} models as one ensemble" if together else \
         f"{members} models alone, " + (f"at once from {members} threads" if cuda else "one after another") + \
         " (layers that do not batch over members)"
-    return {"path": "sweep" if members > 1 else "train_loop", "wall_s": wall, "real": real, "padded": padded,
+    how += (", length buckets" + (" (one CUDA graph per width)" if cuda else "")) if buckets else ""
+    name = "sweep_buckets" if buckets else "sweep" if members > 1 else "train_loop"
+    return {"path": name, "wall_s": wall, "real": real, "padded": padded,
             "final_loss": res[0]["history"]["train_loss"][-1], "members": members, "one_ensemble": together,
             "note": how if members == 1 else f"{how}, {packing} (losses of member 0)"}
 
@@ -498,13 +517,13 @@ def peak_flops(name: str) -> float | None:
     return next((v for key, v in PEAK_BF16 if key in name), None)
 
 
-PATHS = ("hf_trainer", "train_loop", "sweep", "compiled", "graphed", "packed")
+PATHS = ("hf_trainer", "train_loop", "sweep", "sweep_buckets", "compiled", "graphed", "packed")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lib.bench.benchmark_b", description=__doc__.split("\n")[0])
     ap.add_argument("--families", default="transformer,mamba,mamba2,hybridI_1m")
-    ap.add_argument("--paths", default="hf_trainer,train_loop,sweep,compiled,graphed,packed",
+    ap.add_argument("--paths", default="hf_trainer,train_loop,sweep,sweep_buckets,compiled,graphed,packed",
                     help="packed: Mamba (Mamba-1 only) families")
     ap.add_argument("--steps", type=int, help="timed steps (GPU 30, CPU 3)")
     ap.add_argument("--warmup", type=int, help="untimed steps first (GPU 10, CPU 1)")
@@ -550,6 +569,7 @@ def main(argv=None):
         runs = {"hf_trainer": lambda: run_hf(base, examples, args, device),
                 "train_loop": lambda: run_train_loop(base, task, args, device),
                 "sweep": lambda: run_train_loop(base, task, args, device, members=args.members),
+                "sweep_buckets": lambda: run_train_loop(base, task, args, device, members=args.members, buckets=True),
                 "compiled": lambda: run_ours_compiled(base, examples, args, device),
                 "graphed": lambda: run_ours_compiled(base, examples, args, device, run_graphed),
                 "packed": lambda: run_ours_compiled(base, examples, args, device,
@@ -582,10 +602,10 @@ def main(argv=None):
     print(f"\n{device_name(device)}: paper B models at {size}, n-gram retrieval, batch {args.batch}, "
           f"{args.steps} timed steps after {args.warmup}")
     head = ("family", "path", "tok/s", "padded tok/s", "ms/step", "pad %", "MFU %", "peak GB", "x HF", "loss")
-    print("{:12s} {:11s} {:>9s} {:>13s} {:>8s} {:>6s} {:>6s} {:>8s} {:>5s} {:>6s}".format(*head))
+    print("{:12s} {:13s} {:>9s} {:>13s} {:>8s} {:>6s} {:>6s} {:>8s} {:>5s} {:>6s}".format(*head))
     for r in rows:
         mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}"
-        print(f"{r['family']:12s} {r['path']:11s} {r['tokens_per_s']:9d} {r['padded_tokens_per_s']:13d} "
+        print(f"{r['family']:12s} {r['path']:13s} {r['tokens_per_s']:9d} {r['padded_tokens_per_s']:13d} "
               f"{r['step_ms']:8.1f} {100 * r['pad_frac']:6.1f} {mfu:>6} "
               f"{r['peak_mem_gb'] if r['peak_mem_gb'] is not None else '-':>8} "
               f"{r.get('speedup_vs_hf', '-'):>5} {r['final_loss']:6.3f}")

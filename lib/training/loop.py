@@ -9,7 +9,9 @@ logits[t] against targets[t] (tasks lay out paper A's unshifted seq-to-seq targe
 and paper B's next-token response targets themselves); AdamW; warm-up then linear
 or cosine decay; gradient clipping of the member's own norm; periodic evaluation
 with early stopping; checkpoint and resume. On a GPU the whole step (forward,
-backward, clipping, optimizer) is captured once as a CUDA graph and replayed.
+backward, clipping, optimizer) is captured as a CUDA graph, once per batch width, and
+replayed. With `length_buckets` each data block's examples are sorted into batches of
+alike lengths, each cut to its longest (bucket_block).
 """
 from __future__ import annotations
 
@@ -54,7 +56,10 @@ class TrainConfig:
     early_stop_metric: str = "token_acc"
     checkpoint_every: int = 0  # steps; 0 = never (needs a checkpoint path)
     data_block: int = 50  # steps of data drawn per generator call (the stream depends on it)
-    cuda_graph: bool = True  # capture the training step on CUDA
+    cuda_graph: bool = True  # capture the training step on CUDA (one graph per batch width)
+    length_buckets: bool = False  # sort each member's examples of a data block by length into
+    # its batches, each cut to its longest example (bucket_block): little padding; exact for
+    # causal models without embedding dropout, but another batching than random batches
     amp: str | None = None  # "bf16" for autocast on CUDA
     tf32: bool = False  # TF32 matmuls on CUDA (fp32 range, 10-bit mantissa), for the widest models
     eval_by: str | None = None  # a metadata key: evaluations also give exact match per its value
@@ -148,6 +153,41 @@ def member_losses(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tenso
     ce = F.cross_entropy(logits.flatten(0, 2).float(), targets.flatten(), reduction="none").view(mask.shape)
     m = mask.float()
     return (ce * m).sum((1, 2)) / m.sum((1, 2)).clamp(min=1)
+
+
+BUCKET_MULTIPLE = 8  # a bucketed batch's width is rounded up to this: fewer widths, fewer CUDA graphs
+
+
+def response_ends(mask: torch.Tensor) -> torch.Tensor:
+    """[..., L] mask -> [...] one past each row's last masked position (0 for none)."""
+    pos = torch.arange(1, mask.shape[-1] + 1, device=mask.device)
+    return torch.where(mask, pos, 0).amax(-1)
+
+
+def bucket_block(inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, block: int,
+                 multiple: int = BUCKET_MULTIPLE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """Length buckets for one data block ([n, M, B, L] tensors, block index `block`): each
+    member's n * B examples sorted (stably) by where their response ends and cut into its n
+    batches, the batches' order shuffled by a permutation of the block index alone, the
+    same for every member (so the members' j-th batches have alike lengths). Returns the
+    reordered tensors and each step's width: the longest response end among its members'
+    examples, rounded up to `multiple` (at most L). Positions past a row's last masked one
+    carry no loss and, in a causal model, change nothing before them, so a batch cut to
+    its width trains exactly as padded (up to float rounding). A member's data stays a
+    function of its own stream and the block index."""
+    n, M, B, L = mask.shape
+    ends = response_ends(mask).permute(1, 0, 2).reshape(M, n * B)  # [M, n*B]
+    order = torch.sort(ends, dim=1, stable=True).indices
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(1_000_003 * block + 17)).to(mask.device)
+
+    def regroup(t):
+        flat = t.permute(1, 0, 2, 3).reshape(M, n * B, L)
+        flat = torch.gather(flat, 1, order[:, :, None].expand(-1, -1, L))
+        return flat.view(M, n, B, L).permute(1, 0, 2, 3)[perm]
+
+    sorted_ends = torch.gather(ends, 1, order).view(M, n, B).permute(1, 0, 2)[perm]  # [n, M, B]
+    widths = [min(L, max(multiple, -(-int(e) // multiple) * multiple)) for e in sorted_ends.amax((1, 2)).tolist()]
+    return regroup(inputs), regroup(targets), regroup(mask), widths
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -271,7 +311,8 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
         step_t.add_(1)
         return per_member.detach()
 
-    graph = None
+    graphs: dict[int, tuple] = {}  # batch width -> (CUDA graph, its loss output, its static inputs)
+    pool = None
     use_graph = cfg.cuda_graph and device.type == "cuda"
     bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not progress, leave=False)
 
@@ -300,20 +341,27 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     while step < cfg.steps and stopped_at.count(None):
         inputs, targets, mask = data.next_block(device)
         n = len(inputs)
+        width = [inputs.shape[-1]] * n
+        if cfg.length_buckets:
+            inputs, targets, mask, width = bucket_block(inputs, targets, mask, step // cfg.data_block)
         for j in range(n):
             factor.fill_(lr_factor(step, cfg))
+            batch = [t[j][..., :width[j]] for t in (inputs, targets, mask)]
             if use_graph:
-                if graph is None:
-                    static = [inputs[j].clone(), targets[j].clone(), mask[j].clone()]
-                    graph, graph_out = _capture(train_step, static, ens, opt, step_t, cfg.tf32)
-                for s, x in zip(static, (inputs[j], targets[j], mask[j])):
+                if width[j] not in graphs:
+                    static = [t.clone() for t in batch]
+                    pool = pool or torch.cuda.graph_pool_handle()  # one memory pool for all widths: they
+                    # replay one at a time, and each graph's output is read before the next replays
+                    graphs[width[j]] = (*_capture(train_step, static, ens, opt, step_t, cfg.tf32, pool), static)
+                graph, graph_out, static = graphs[width[j]]
+                for s, x in zip(static, batch):
                     s.copy_(x)
                 with _GRAPH_LOCK:
                     graph.replay()
                 losses[step].copy_(graph_out)
             else:
                 with _matmul_precision(cfg.tf32 and device.type == "cuda"):
-                    losses[step].copy_(train_step(inputs[j], targets[j], mask[j]))
+                    losses[step].copy_(train_step(*batch))
             step += 1
         bar.update(n)
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps and any(eval_batches):
@@ -402,7 +450,7 @@ def pick_snapshots(kept: list[tuple], steps: int, fractions) -> dict[str, dict]:
 _GRAPH_LOCK = threading.Lock()
 
 
-def _capture(train_step, static, ens, opt, step_t, tf32: bool):
+def _capture(train_step, static, ens, opt, step_t, tf32: bool, pool=None):
     """Capture one training step as a CUDA graph (PyTorch's whole-network recipe), to be
     replayed on the current stream. The warm-up steps it needs are undone, so the first
     replay is step one.
@@ -415,7 +463,7 @@ def _capture(train_step, static, ens, opt, step_t, tf32: bool):
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            out = _capture(train_step, static, ens, opt, step_t, tf32)
+            out = _capture(train_step, static, ens, opt, step_t, tf32, pool)
         torch.cuda.current_stream().wait_stream(side)
         return out
     state = [ens.flat, opt.m, opt.v, opt.t, step_t]
@@ -437,7 +485,7 @@ def _capture(train_step, static, ens, opt, step_t, tf32: bool):
     # captures running in other threads at the same time.
     graph = torch.cuda.CUDAGraph()
     with _GRAPH_LOCK, _matmul_precision(tf32):
-        graph.capture_begin(capture_error_mode="thread_local")
+        graph.capture_begin(pool=pool, capture_error_mode="thread_local")
         try:
             out = train_step(*static)
         finally:
