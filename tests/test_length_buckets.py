@@ -88,3 +88,20 @@ def test_buckets_are_another_batching_than_random_batches():
         losses[buckets] = train_ensemble([model], [TASK], cfg, seeds=[0], device="cpu",
                                          progress=False)[0]["history"]["train_loss"]
     assert all(a != b for a, b in zip(losses[True], losses[False]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("family", ["transformer", "hybridI_1m"])
+def test_one_cuda_graph_per_width_replays_the_eager_steps(family):
+    """On the GPU, the captured graphs (one per width, shared pool, captured mid-run as new
+    widths come) give the eager loop's losses: fp32, 1e-4 relative."""
+    cfg_model = paper_b(family, d_model=64, heads=4, repeats=1)
+    out = {}
+    for graph in (False, True):
+        models = [build_model(cfg_model, LONG.vocab_size, seed=s) for s in (0, 1)]
+        cfg = TrainConfig(steps=40, batch_size=16, lr=1e-3, warmup=4, data_block=10, length_buckets=True,
+                          cuda_graph=graph)
+        out[graph] = [r["history"]["train_loss"] for r in
+                      train_ensemble(models, [LONG, LONG], cfg, seeds=[0, 1], device="cuda", progress=False)]
+    for a, b in zip(out[True], out[False]):
+        assert a == pytest.approx(b, rel=1e-4)
