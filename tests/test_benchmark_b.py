@@ -52,3 +52,26 @@ def test_sweep_path_packs_runs_as_the_sweeps_do():
     for family in ("transformer", "hybrid2s"):  # member 0 is the one-model run: same seed, data, loss
         assert by[family, "sweep"]["final_loss"] == pytest.approx(by[family, "train_loop"]["final_loss"], rel=1e-4)
         assert by[family, "sweep"]["real"] > by[family, "train_loop"]["real"]
+
+
+def test_isolated_paths_measure_what_the_shared_process_does():
+    """`--isolate` runs each (family, path) in its own process: the same training (same
+    tokens, same loss after the same steps) as in one shared process, and a path whose
+    process fails is one error row, not a crash of the benchmark."""
+    import argparse
+
+    from lib.bench.benchmark_b import main, run_isolated
+
+    settings = ["--device", "cpu", "--allow-cpu", "--families", "transformer", "--paths", "train_loop,sweep",
+                "--steps", "1", "--batch", "2", "--members", "2"]
+    shared = {r["path"]: r for r in main(settings)}
+    isolated = {r["path"]: r for r in main(settings + ["--isolate"])}
+    assert set(isolated) == set(shared) == {"train_loop", "sweep"}
+    for path, r in isolated.items():
+        assert r["family"] == "transformer" and r["real"] == shared[path]["real"]
+        assert r["final_loss"] == pytest.approx(shared[path]["final_loss"], rel=1e-5)
+
+    args = argparse.Namespace(device="cpu", steps=1, warmup=1, batch=2, d_model=None, heads=None, repeats=None,
+                              depth=1.0, members=1, no_compile=False, allow_cpu=True)
+    row, error = run_isolated("no_such_family", "train_loop", args)
+    assert row is None and "exited with" in error

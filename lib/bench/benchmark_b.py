@@ -44,7 +44,9 @@ format) at batch 64 in each of these ways, in one process on one GPU:
 `hf_trainer`, `compiled`, `graphed` and `packed` read the same pre-drawn examples. Tokens/s counts
 the real (non-pad) input tokens of the timed steps over their wall time, step end to step
 end after `warmup` steps, so each loop's own data handling counts as in a real run; padded
-tokens/s counts every position. Model FLOPs per real token are the standard
+tokens/s counts every position. With `--isolate` each (family, path) runs in a fresh Python
+process, so no path inherits another's CUDA-graph pools or cached memory (on 2026-12-07
+paths that followed three others in one process ran out of an H100's memory). Model FLOPs per real token are the standard
 6 N + 12 L_attn d T (N non-embedding parameters, L_attn attention layers, d the width,
 T = the task's padded length, one T for every path so that MFU ratios equal throughput
 ratios; the SSM scans' own arithmetic is not counted). MFU divides by the device's
@@ -52,7 +54,7 @@ dense bf16 peak (None for an unknown device). Memory is torch's peak allocation.
 
     python -m lib.bench.benchmark_b [--families transformer,mamba,mamba2,hybridI_1m] [--steps 30]
         [--warmup 10] [--batch 64] [--d-model 1024] [--repeats N | --depth 0.5] [--members 4]
-        [--json out.json]
+        [--isolate] [--json out.json]
     # the gpu profile's paper-B size: --d-model 256 --heads 4 --depth 0.5
     python -m lib.bench.benchmark_b --device cpu --allow-cpu   # tiny functional run, no GPU
 """
@@ -69,6 +71,8 @@ import importlib.metadata
 import json
 import math
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +133,16 @@ def free_memory(device):
 
 def peak_gb(device):
     return round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2) if device.type == "cuda" else None
+
+
+def measured(r: dict, steps: int, device, peak: float | None, flops_per_token: float) -> dict:
+    """A path's raw result (real and padded tokens, wall time of `steps` timed steps) with
+    the rates, padding, MFU and this process's peak memory."""
+    tps = r["real"] / r["wall_s"]
+    return {**r, "tokens_per_s": round(tps), "padded_tokens_per_s": round(r["padded"] / r["wall_s"]),
+            "step_ms": round(1e3 * r["wall_s"] / steps, 2), "pad_frac": round(1 - r["real"] / r["padded"], 3),
+            "mfu": round(tps * flops_per_token / peak, 4) if peak else None, "peak_mem_gb": peak_gb(device),
+            "flops_per_token": flops_per_token}
 
 
 # --------------------------------------------------------------------------- the authors' setup
@@ -517,6 +531,31 @@ def peak_flops(name: str) -> float | None:
     return next((v for key, v in PEAK_BF16 if key in name), None)
 
 
+def run_isolated(family: str, path: str, args) -> tuple[dict | None, str | None]:
+    """One (family, path) measured in a fresh Python process with the same settings: its
+    row (tokens/s, peak memory and the rest as that process measured them), or its error."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/row.json"
+        cmd = [sys.executable, "-m", "lib.bench.benchmark_b", "--families", family, "--paths", path,
+               "--device", args.device, "--json", out]
+        for key in ("steps", "warmup", "batch", "d_model", "heads", "repeats", "depth", "members"):
+            if getattr(args, key) is not None:
+                cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+        cmd += [flag for flag, on in (("--no-compile", args.no_compile), ("--allow-cpu", args.allow_cpu)) if on]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            with open(out) as f:
+                report = json.load(f)
+        except FileNotFoundError:  # killed, or failed before writing: its last words
+            last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+            return None, f"its process exited with {done.returncode}: {last}"[:500]
+    if report["rows"]:
+        row = report["rows"][0]
+        row.pop("speedup_vs_hf", None)  # against this process's own baseline, set below
+        return row, None
+    return None, report["errors"][0]["error"] if report["errors"] else "no row and no error"
+
+
 PATHS = ("hf_trainer", "train_loop", "sweep", "sweep_buckets", "compiled", "graphed", "packed")
 
 
@@ -537,6 +576,8 @@ def main(argv=None):
     ap.add_argument("--no-compile", action="store_true", help="the 'compiled' path without torch.compile")
     ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     ap.add_argument("--allow-cpu", action="store_true", help="run without CUDA: tiny defaults, code paths only")
+    ap.add_argument("--isolate", action="store_true",
+                    help="each (family, path) in a fresh Python process (no memory left over from another path)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -577,21 +618,21 @@ def main(argv=None):
         for path in paths:
             if path == "packed" and not packable(base):
                 continue  # the separators keep sequences apart in Mamba-1 mixers, not in attention
-            free_memory(device)
-            try:
-                r = runs[path]()
-            except Exception as e:  # keep the other rows of a long GPU run
-                errors.append({"family": family, "path": path, "error": f"{type(e).__name__}: {e}"[:500]})
-                print(f"  {path} FAILED: {errors[-1]['error']}", flush=True)
+            if args.isolate:
+                row, error = run_isolated(family, path, args)
+            else:
+                free_memory(device)
+                try:
+                    row, error = measured(runs[path](), args.steps, device, peak, fpt), None
+                except Exception as e:  # keep the other rows of a long GPU run
+                    row, error = None, f"{type(e).__name__}: {e}"[:500]
+            if error is not None:
+                errors.append({"family": family, "path": path, "error": error})
+                print(f"  {path} FAILED: {error}", flush=True)
                 continue
-            tps = r["real"] / r["wall_s"]
-            rows.append({"family": family, **r, "tokens_per_s": round(tps), "padded_tokens_per_s":
-                         round(r["padded"] / r["wall_s"]), "step_ms": round(1e3 * r["wall_s"] / args.steps, 2),
-                         "pad_frac": round(1 - r["real"] / r["padded"], 3),
-                         "mfu": round(tps * fpt / peak, 4) if peak else None, "peak_mem_gb": peak_gb(device),
-                         "flops_per_token": fpt})
-            print(f"  {path}: {rows[-1]['tokens_per_s']} tokens/s, {rows[-1]['step_ms']} ms/step, "
-                  f"loss {r['final_loss']:.3f} ({r['note']})", flush=True)
+            rows.append({"family": family, **row})
+            print(f"  {path}: {row['tokens_per_s']} tokens/s, {row['step_ms']} ms/step, "
+                  f"loss {row['final_loss']:.3f} ({row['note']})", flush=True)
         base_row = next((r for r in rows if r["family"] == family and r["path"] == "hf_trainer"), None)
         for r in rows:
             if r["family"] == family and base_row:
@@ -615,7 +656,7 @@ def main(argv=None):
           + ", ".join(f"{f} {'-' if s is None else f'{s}x'}" for f, s in best.items()))
     if args.json:
         settings = {k: getattr(args, k) for k in ("families", "paths", "steps", "warmup", "batch", "d_model",
-                                                  "heads", "repeats", "depth", "members", "no_compile")}
+                                                  "heads", "repeats", "depth", "members", "no_compile", "isolate")}
         with open(args.json, "w") as f:
             json.dump({"device": device_name(device), **versions(),
                        "commit": git_commit(), "peak_bf16_flops": peak, "task": task.config(),
