@@ -155,6 +155,18 @@ def test_the_figure_draws_reached_and_never_reached_rungs():
     assert any("lr 1e-3" in s for s in labels) and any("lr 3e-4" in s for s in labels)
 
 
+def test_models_that_never_reached_a_rung_are_drawn_apart():
+    # two models short on one rung share its budget point: each triangle must stay visible
+    from lib.plots.ladder import ladder_figure
+    t = table([("transformer", "L10-20", 1e-3, 0, None), ("mamba2", "L10-20", 3e-4, 0, None)])
+    lad = ladder_table(t, DIFFICULTY, threshold=0.99)
+    fig = ladder_figure(lad, fit_trend(lad, 0.95, target=100), 0.95, 100, xlabel="longest training length L")
+    triangles = [line for line in fig.axes[0].get_lines() if line.get_marker() == "^"]
+    assert len(triangles) == 2
+    (x1,), (x2,) = (line.get_xdata() for line in triangles)
+    assert x1 != x2 and min(x1, x2) < 20 < max(x1, x2)  # either side of the rung
+
+
 def test_the_figures_draw_the_hardest_rung_where_a_model_learned():
     from lib.analysis.retrieval import at_rung, drawn_rung
     order = list(DIFFICULTY)

@@ -20,6 +20,11 @@ def ladder_figure(ladder: pd.DataFrame, trends: pd.DataFrame, level: float, targ
     `target` (the paper's setting, a vertical line)."""
     fig, ax = plt.subplots(figsize=(8.5, 6))
     key = f"{level:g}"
+    ladder = ladder.reset_index(drop=True)  # one label per row: the spread below is keyed by it
+    never = ladder[ladder[f"reached_{key}"].map(lambda s: s.split("/")[0] != s.split("/")[1])]
+    # models that fell short on one rung share its budget point: spread them sideways
+    spread = {i: 1.04 ** (k - (len(g) - 1) / 2)
+              for _, g in never.groupby("difficulty") for k, i in enumerate(g.index)}
     for (name, d_state), g in ladder.groupby(["name", "d_state"], sort=False):
         kw = style(name, d_state)
         model = label(name) + (f" state {d_state}" if name in ("mamba", "mamba2") and d_state != 16 else "")
@@ -30,12 +35,12 @@ def ladder_figure(ladder: pd.DataFrame, trends: pd.DataFrame, level: float, targ
             err = [y - done[f"min_{key}"].to_numpy(), done[f"max_{key}"].to_numpy() - y]
             ax.errorbar(done["difficulty"], y, yerr=err, marker="o", ms=5, lw=1.8, capsize=3,
                         label=f"{model} (lr {lrs})", **kw)
-        short = g[g[f"reached_{key}"].map(lambda s: s.split("/")[0] != s.split("/")[1])]
-        for _, r in short.iterrows():
-            ax.plot(r["difficulty"], r["budget"], marker="^", mfc="none", ms=8, color=kw["color"], ls="none",
+        for i, r in g[g.index.isin(never.index)].iterrows():
+            x = r["difficulty"] * spread[i]
+            ax.plot(x, r["budget"], marker="^", mfc="none", ms=8, color=kw["color"], ls="none",
                     label=None if not done.empty else f"{model} (lr {lrs})")
-            ax.annotate(f"{r[f'reached_{key}']}", (r["difficulty"], r["budget"]), textcoords="offset points",
-                        xytext=(6, 4), fontsize=7, color=kw["color"])
+            ax.annotate(f"{r[f'reached_{key}']}", (x, r["budget"]), textcoords="offset points", xytext=(0, 7),
+                        fontsize=6.5, color=kw["color"], rotation=90, ha="center", va="bottom")
         t = trends[(trends["name"] == name) & (trends["d_state"] == d_state)]
         if not t.empty and math.isfinite(t["exponent"].iloc[0]):
             xs = np.geomspace(done["difficulty"].min(), max(target, done["difficulty"].max()), 50)
