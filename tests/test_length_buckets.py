@@ -105,3 +105,22 @@ def test_one_cuda_graph_per_width_replays_the_eager_steps(family):
                       train_ensemble(models, [LONG, LONG], cfg, seeds=[0, 1], device="cuda", progress=False)]
     for a, b in zip(out[True], out[False]):
         assert a == pytest.approx(b, rel=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_graphs_of_all_widths_share_one_pool():
+    """A run from the default stream captures every width's graph on one side stream, so the
+    widths share their pool's memory: training over many widths reserves about what one
+    width does, not one width's memory per width (a new stream per capture did, and ran out
+    of an H100's memory in benchmark_b on 2026-12-07)."""
+    assert loop._side_stream() is loop._side_stream()
+    cfg_model = paper_b("hybridI_1m", d_model=256, heads=4, repeats=1)
+    reserved = {}
+    for buckets in (False, True):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        models = [build_model(cfg_model, LONG.vocab_size, seed=s) for s in range(4)]
+        cfg = TrainConfig(steps=50, batch_size=64, lr=1e-3, warmup=4, data_block=50, length_buckets=buckets)
+        train_ensemble(models, [LONG] * 4, cfg, seeds=list(range(4)), device="cuda", progress=False)
+        reserved[buckets] = torch.cuda.max_memory_reserved()
+    assert reserved[True] < 2 * reserved[False]  # one block of 50 steps at L 50-100 meets ~7 widths

@@ -448,6 +448,20 @@ def pick_snapshots(kept: list[tuple], steps: int, fractions) -> dict[str, dict]:
 # Ensembles capture and replay graphs from several threads at once (lib.sweeps): captures
 # and replays take turns, and a capture's matmul precision is set while no one else captures.
 _GRAPH_LOCK = threading.Lock()
+_SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+def _side_stream() -> torch.cuda.Stream:
+    """The one side stream of this device on which runs from the default stream capture.
+    One for all captures, as torch.cuda.graph's default capture stream: the caching
+    allocator reuses a freed block only on the stream that freed it, so graphs of several
+    widths (length buckets) share their memory pool only if captured on one stream. With a
+    new stream per capture, each width's warm-up and graph allocated afresh (likely why
+    benchmark_b's one-ensemble sweep_buckets ran out of an H100's memory, 2026-12-07)."""
+    device = torch.cuda.current_device()
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream()
+    return _SIDE_STREAMS[device]
 
 
 def _capture(train_step, static, ens, opt, step_t, tf32: bool, pool=None):
@@ -458,9 +472,10 @@ def _capture(train_step, static, ens, opt, step_t, tf32: bool, pool=None):
     Warm-up and capture run on the current stream, which must be this thread's alone
     (lib.sweeps gives each training thread its own): torch.cuda.Stream() hands out streams
     from a shared pool of 32, so a stream made here could be one another thread is using.
-    Only a run on the default stream gets a side stream, as it is then the only one training."""
+    Only a run on the default stream gets a side stream (`_side_stream`), as it is then the
+    only one training."""
     if torch.cuda.current_stream() == torch.cuda.default_stream():
-        side = torch.cuda.Stream()
+        side = _side_stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             out = _capture(train_step, static, ens, opt, step_t, tf32, pool)
