@@ -26,6 +26,8 @@ def test_benchmark_b_runs_on_cpu(tmp_path):
         assert 0 <= r["pad_frac"] < 1 and r["speedup_vs_hf"] > 0
     assert rows["hf_trainer"]["speedup_vs_hf"] == 1.0
     assert report["settings"]["batch"] == 2 and report["commit"]
+    assert all("peak_reserved_gb" in r for r in rows.values())  # None on the CPU
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # rewritten whole after every path
 
 
 def test_packed_mamba_trains_as_unpacked(tmp_path):
@@ -72,6 +74,9 @@ def test_isolated_paths_measure_what_the_shared_process_does():
         assert r["final_loss"] == pytest.approx(shared[path]["final_loss"], rel=1e-5)
 
     args = argparse.Namespace(device="cpu", steps=1, warmup=1, batch=2, d_model=None, heads=None, repeats=None,
-                              depth=1.0, members=1, no_compile=False, allow_cpu=True)
+                              depth=1.0, members=1, no_compile=False, allow_cpu=True, path_timeout=300)
     row, error = run_isolated("no_such_family", "train_loop", args)
     assert row is None and "exited with" in error
+    args.path_timeout = 0.01  # killed long before it could finish: an error row, no hang
+    row, error = run_isolated("transformer", "train_loop", args)
+    assert row is None and "ran past --path-timeout" in error

@@ -163,8 +163,12 @@ def test_models_that_never_reached_a_rung_are_drawn_apart():
     fig = ladder_figure(lad, fit_trend(lad, 0.95, target=100), 0.95, 100, xlabel="longest training length L")
     triangles = [line for line in fig.axes[0].get_lines() if line.get_marker() == "^"]
     assert len(triangles) == 2
-    (x1,), (x2,) = (line.get_xdata() for line in triangles)
-    assert x1 != x2 and min(x1, x2) < 20 < max(x1, x2)  # either side of the rung
+    fig.canvas.draw()
+    # on the screen, in points: at least a triangle's width (8) apart, either side of the rung
+    (x1, _), (x2, _) = (line.get_transform().transform((line.get_xdata()[0], line.get_ydata()[0]))
+                        for line in triangles)
+    centre = fig.axes[0].transData.transform((20, 1))[0]
+    assert abs(x1 - x2) * 72 / fig.dpi >= 8 and min(x1, x2) < centre < max(x1, x2)
 
 
 def test_the_figures_draw_the_hardest_rung_where_a_model_learned():

@@ -77,6 +77,16 @@ def test_cut_batches_train_as_the_same_batches_padded(family, monkeypatch):
         assert a == pytest.approx(b, abs=1e-5)
 
 
+def test_buckets_refuse_a_model_with_embedding_dropout():
+    # keyed dropout numbers the batch's positions; a cut width depends on all members
+    import dataclasses
+    cfg_model = dataclasses.replace(paper_b("transformer", d_model=32, heads=2, repeats=1), emb_dropout=0.1)
+    model = build_model(cfg_model, TASK.vocab_size, seed=0)
+    cfg = TrainConfig(steps=2, batch_size=4, lr=1e-3, warmup=1, data_block=2, length_buckets=True)
+    with pytest.raises(ValueError, match="length_buckets cannot train a model with embedding dropout"):
+        train_ensemble([model], [TASK], cfg, seeds=[0], device="cpu", progress=False)
+
+
 def test_buckets_are_another_batching_than_random_batches():
     """Bucketed and random batches of one stream are different runs (the option is live): the
     first step's loss differs, and so does every later one."""

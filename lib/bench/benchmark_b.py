@@ -70,6 +70,7 @@ import importlib.util
 import importlib.metadata
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -135,6 +136,11 @@ def peak_gb(device):
     return round(torch.cuda.max_memory_allocated(device) / 2 ** 30, 2) if device.type == "cuda" else None
 
 
+def peak_reserved_gb(device):
+    """What the caching allocator held at most (allocated, cached and graph pools alike)."""
+    return round(torch.cuda.max_memory_reserved(device) / 2 ** 30, 2) if device.type == "cuda" else None
+
+
 def measured(r: dict, steps: int, device, peak: float | None, flops_per_token: float) -> dict:
     """A path's raw result (real and padded tokens, wall time of `steps` timed steps) with
     the rates, padding, MFU and this process's peak memory."""
@@ -142,7 +148,7 @@ def measured(r: dict, steps: int, device, peak: float | None, flops_per_token: f
     return {**r, "tokens_per_s": round(tps), "padded_tokens_per_s": round(r["padded"] / r["wall_s"]),
             "step_ms": round(1e3 * r["wall_s"] / steps, 2), "pad_frac": round(1 - r["real"] / r["padded"], 3),
             "mfu": round(tps * flops_per_token / peak, 4) if peak else None, "peak_mem_gb": peak_gb(device),
-            "flops_per_token": flops_per_token}
+            "peak_reserved_gb": peak_reserved_gb(device), "flops_per_token": flops_per_token}
 
 
 # --------------------------------------------------------------------------- the authors' setup
@@ -542,11 +548,14 @@ def run_isolated(family: str, path: str, args) -> tuple[dict | None, str | None]
             if getattr(args, key) is not None:
                 cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
         cmd += [flag for flag, on in (("--no-compile", args.no_compile), ("--allow-cpu", args.allow_cpu)) if on]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.path_timeout)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it
+            return None, f"its process ran past --path-timeout ({args.path_timeout} s) and was killed"
         try:
             with open(out) as f:
                 report = json.load(f)
-        except FileNotFoundError:  # killed, or failed before writing: its last words
+        except (FileNotFoundError, ValueError):  # killed, or failed before writing: its last words
             last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
             return None, f"its process exited with {done.returncode}: {last}"[:500]
     if report["rows"]:
@@ -578,7 +587,9 @@ def main(argv=None):
     ap.add_argument("--allow-cpu", action="store_true", help="run without CUDA: tiny defaults, code paths only")
     ap.add_argument("--isolate", action="store_true",
                     help="each (family, path) in a fresh Python process (no memory left over from another path)")
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--path-timeout", type=float, default=None,
+                    help="with --isolate: seconds after which a path's process is killed (an error row)")
+    ap.add_argument("--json", default=None, help="the report, rewritten after every path")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           args.device if args.device != "auto" else "cpu")
@@ -602,7 +613,31 @@ def main(argv=None):
     examples = draw_examples(task, args.batch * (args.warmup + args.steps))
     peak = peak_flops(device_name(device)) if device.type == "cuda" else None
     rows, errors = [], []
-    for family in args.families.split(","):
+    families = args.families.split(",")
+    settings = {k: getattr(args, k) for k in ("families", "paths", "steps", "warmup", "batch", "d_model", "heads",
+                                              "repeats", "depth", "members", "no_compile", "isolate")}
+
+    def report() -> dict:
+        """Speed-ups against each family's Trainer row, and the JSON (rewritten whole after
+        every path, through a temporary file, so a run cut short keeps what finished)."""
+        for r in rows:
+            hf = next((b for b in rows if b["family"] == r["family"] and b["path"] == "hf_trainer"), None)
+            if hf is not None:
+                r["speedup_vs_hf"] = round(r["tokens_per_s"] / hf["tokens_per_s"], 2)
+        best = {f: max((r["speedup_vs_hf"] for r in rows if r["family"] == f and r["path"] != "hf_trainer"
+                        and "speedup_vs_hf" in r), default=None) for f in families}
+        if args.json:
+            tmp = f"{args.json}.part"
+            with open(tmp, "w") as f:
+                json.dump({"device": device_name(device), **versions(),
+                           "commit": git_commit(), "peak_bf16_flops": peak, "task": task.config(),
+                           "flops_formula": "6 N_non_embedding + 12 L_attn d_model T, T = task seq_len",
+                           "settings": settings, "best_speedup_vs_hf": best, "rows": rows, "errors": errors},
+                          f, indent=1)
+            os.replace(tmp, args.json)
+        return best
+
+    for family in families:
         base = build_model(paper_b(family, d_model=args.d_model, heads=args.heads, repeats=args.repeats,
                                    depth=args.depth), task.vocab_size, seed=0)
         fpt = flops_per_token(base, task.seq_len)
@@ -629,39 +664,29 @@ def main(argv=None):
             if error is not None:
                 errors.append({"family": family, "path": path, "error": error})
                 print(f"  {path} FAILED: {error}", flush=True)
-                continue
-            rows.append({"family": family, **row})
-            print(f"  {path}: {row['tokens_per_s']} tokens/s, {row['step_ms']} ms/step, "
-                  f"loss {row['final_loss']:.3f} ({row['note']})", flush=True)
-        base_row = next((r for r in rows if r["family"] == family and r["path"] == "hf_trainer"), None)
-        for r in rows:
-            if r["family"] == family and base_row:
-                r["speedup_vs_hf"] = round(r["tokens_per_s"] / base_row["tokens_per_s"], 2)
+            else:
+                rows.append({"family": family, **row})
+                print(f"  {path}: {row['tokens_per_s']} tokens/s, {row['step_ms']} ms/step, "
+                      f"loss {row['final_loss']:.3f} ({row['note']})", flush=True)
+            report()
         del base
+    best = report()
     size = "Table 1 size" if args.d_model == 1024 and args.depth == 1 and args.repeats is None else \
         f"width {args.d_model}, depth {args.depth if args.repeats is None else f'{args.repeats} repeats'}"
     print(f"\n{device_name(device)}: paper B models at {size}, n-gram retrieval, batch {args.batch}, "
           f"{args.steps} timed steps after {args.warmup}")
-    head = ("family", "path", "tok/s", "padded tok/s", "ms/step", "pad %", "MFU %", "peak GB", "x HF", "loss")
-    print("{:12s} {:13s} {:>9s} {:>13s} {:>8s} {:>6s} {:>6s} {:>8s} {:>5s} {:>6s}".format(*head))
+    head = ("family", "path", "tok/s", "padded tok/s", "ms/step", "pad %", "MFU %", "peak GB", "resv GB", "x HF",
+            "loss")
+    print("{:12s} {:13s} {:>9s} {:>13s} {:>8s} {:>6s} {:>6s} {:>8s} {:>8s} {:>5s} {:>6s}".format(*head))
     for r in rows:
         mfu = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}"
         print(f"{r['family']:12s} {r['path']:13s} {r['tokens_per_s']:9d} {r['padded_tokens_per_s']:13d} "
               f"{r['step_ms']:8.1f} {100 * r['pad_frac']:6.1f} {mfu:>6} "
               f"{r['peak_mem_gb'] if r['peak_mem_gb'] is not None else '-':>8} "
+              f"{r.get('peak_reserved_gb') if r.get('peak_reserved_gb') is not None else '-':>8} "
               f"{r.get('speedup_vs_hf', '-'):>5} {r['final_loss']:6.3f}")
-    best = {f: max((r["speedup_vs_hf"] for r in rows if r["family"] == f and r["path"] != "hf_trainer"
-                    and "speedup_vs_hf" in r), default=None) for f in args.families.split(",")}
     print("best speedup over the HF Trainer (issue 20's target: 2x, by the `sweep` path): "
           + ", ".join(f"{f} {'-' if s is None else f'{s}x'}" for f, s in best.items()))
-    if args.json:
-        settings = {k: getattr(args, k) for k in ("families", "paths", "steps", "warmup", "batch", "d_model",
-                                                  "heads", "repeats", "depth", "members", "no_compile", "isolate")}
-        with open(args.json, "w") as f:
-            json.dump({"device": device_name(device), **versions(),
-                       "commit": git_commit(), "peak_bf16_flops": peak, "task": task.config(),
-                       "flops_formula": "6 N_non_embedding + 12 L_attn d_model T, T = task seq_len",
-                       "settings": settings, "best_speedup_vs_hf": best, "rows": rows, "errors": errors}, f, indent=1)
     return rows
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.transforms import offset_copy
 import numpy as np
 import pandas as pd
 
@@ -22,8 +23,9 @@ def ladder_figure(ladder: pd.DataFrame, trends: pd.DataFrame, level: float, targ
     key = f"{level:g}"
     ladder = ladder.reset_index(drop=True)  # one label per row: the spread below is keyed by it
     never = ladder[ladder[f"reached_{key}"].map(lambda s: s.split("/")[0] != s.split("/")[1])]
-    # models that fell short on one rung share its budget point: spread them sideways
-    spread = {i: 1.04 ** (k - (len(g) - 1) / 2)
+    # models that fell short on one rung share its budget point: spread them sideways, 10 points
+    # apart (a triangle is 8 wide), whatever the axis' range
+    spread = {i: 10 * (k - (len(g) - 1) / 2)
               for _, g in never.groupby("difficulty") for k, i in enumerate(g.index)}
     for (name, d_state), g in ladder.groupby(["name", "d_state"], sort=False):
         kw = style(name, d_state)
@@ -36,11 +38,13 @@ def ladder_figure(ladder: pd.DataFrame, trends: pd.DataFrame, level: float, targ
             ax.errorbar(done["difficulty"], y, yerr=err, marker="o", ms=5, lw=1.8, capsize=3,
                         label=f"{model} (lr {lrs})", **kw)
         for i, r in g[g.index.isin(never.index)].iterrows():
-            x = r["difficulty"] * spread[i]
-            ax.plot(x, r["budget"], marker="^", mfc="none", ms=8, color=kw["color"], ls="none",
-                    label=None if not done.empty else f"{model} (lr {lrs})")
-            ax.annotate(f"{r[f'reached_{key}']}", (x, r["budget"]), textcoords="offset points", xytext=(0, 7),
-                        fontsize=6.5, color=kw["color"], rotation=90, ha="center", va="bottom")
+            shifted = offset_copy(ax.transData, fig=fig, x=spread[i], y=0, units="points")
+            ax.plot(r["difficulty"], r["budget"], marker="^", mfc="none", ms=8, color=kw["color"], ls="none",
+                    transform=shifted, label=None if not done.empty else f"{model} (lr {lrs})")
+            ax.update_datalim([(r["difficulty"], r["budget"])])  # a shifted artist leaves the limits alone
+            ax.annotate(f"{r[f'reached_{key}']}", (r["difficulty"], r["budget"]), xycoords=shifted,
+                        textcoords="offset points", xytext=(0, 7), fontsize=6.5, color=kw["color"], rotation=90,
+                        ha="center", va="bottom")
         t = trends[(trends["name"] == name) & (trends["d_state"] == d_state)]
         if not t.empty and math.isfinite(t["exponent"].iloc[0]):
             xs = np.geomspace(done["difficulty"].min(), max(target, done["difficulty"].max()), 50)

@@ -268,6 +268,11 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
     eval_batches = [None] * M if eval_batches is None else list(eval_batches)
     if not (len(tasks) == len(seeds) == len(lrs) == len(eval_batches) == M):
         raise ValueError("train_ensemble needs one task, seed, lr and eval batch per model")
+    if cfg.length_buckets and any(getattr(m.cfg, "emb_dropout", 0) for m in models):
+        # keyed dropout numbers the positions of the batch's shape, and a cut batch's width
+        # is the longest example over all members: masks would depend on the ensemble
+        raise ValueError("length_buckets cannot train a model with embedding dropout (its masks would depend "
+                         "on the other members' lengths); set emb_dropout to 0 or length_buckets to false")
     device = resolve_device(device)
     torch.manual_seed(seeds[0])  # dropout of models that run their own forward
     ens = Ensemble(models, device=device).train()
