@@ -63,9 +63,13 @@ def test_resume_from_checkpoint_matches_uninterrupted(tmp_path):
     ckpt = tmp_path / "run.pt"
     with pytest.raises(Interrupted):
         train(tiny(seed=1), DiesAfter(TASK, 5), cfg, seed=1, progress=False, checkpoint=ckpt)
-    assert torch.load(ckpt, weights_only=False)["step"] == 20
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["step"] == 20
+    saved["wall_s"] = 1000.0  # as if the first 20 steps had taken 1,000 s
+    torch.save(saved, ckpt)
     # a fresh process would rebuild the model from scratch and find the checkpoint
     resumed = train(tiny(seed=99), TASK, cfg, seed=1, eval_batch=EVAL, progress=False, checkpoint=ckpt)
+    assert 1000 <= resumed["wall_s"] < 1000 + 60  # the wall time counts the checkpoint's steps too
     assert resumed["history"]["train_loss"] == pytest.approx(full["history"]["train_loss"], rel=1e-6)
     assert resumed["final"]["token_acc"] == pytest.approx(full["final"]["token_acc"])
 

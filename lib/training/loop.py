@@ -301,6 +301,7 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
         active.copy_(state["active"])
         step_t.fill_(step)
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it
+        t0 -= state.get("wall_s", 0.0)  # the wall time reported counts the checkpoint's training too
 
     data = MemberStreams(tasks, seeds, cfg.batch_size, cfg.data_block, cfg.steps, streams, start_step=step)
     autocast = _autocast(cfg, device)
@@ -402,7 +403,8 @@ def train_ensemble(models: list, tasks: list[Task], cfg: TrainConfig, *, seeds: 
             torch.save({"model": ens.state_dict(), "opt": opt.state(), "step": step,
                         "evals": evals, "kept": kept, "stopped_at": stopped_at, "plateau_at": plateau_at,
                         "losses": losses[:step].cpu(),
-                        "active": active.cpu(), "torch_rng": torch.get_rng_state()}, ckpt.with_suffix(".tmp"))
+                        "active": active.cpu(), "torch_rng": torch.get_rng_state(),
+                        "wall_s": time.time() - t0}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
     bar.close()
     data.close()
