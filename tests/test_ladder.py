@@ -144,6 +144,21 @@ def test_the_trend_recovers_a_power_law_and_needs_two_full_rungs():
     assert math.isnan(t1["exponent"]) and t1["note"].startswith("no trend")
 
 
+def test_a_harder_rung_that_was_not_reached_refutes_the_trend():
+    # two easy rungs give a trend, but the paper's rung was trained and never reached
+    t = table([("tf", "L10-20", 1e-3, 0, 20_000), ("tf", "L20-40", 1e-3, 0, 40_000),
+               ("tf", "L50-100", 1e-3, 0, None)])
+    lad = ladder_table(t, DIFFICULTY, threshold=0.99)
+    trend = fit_trend(lad, 0.95, target=100).iloc[0]
+    assert math.isnan(trend["exponent"]) and math.isnan(trend["at_target"])
+    assert trend["note"].startswith("no trend: 0/1 runs reached 0.95 at L50-100"), trend["note"]
+    # reached there, the same points give a trend through all three rungs
+    t = table([("tf", "L10-20", 1e-3, 0, 20_000), ("tf", "L20-40", 1e-3, 0, 40_000),
+               ("tf", "L50-100", 1e-3, 0, 90_000)])
+    trend = fit_trend(ladder_table(t, DIFFICULTY, threshold=0.99), 0.95, target=100).iloc[0]
+    assert trend["rungs_used"] == 3 and math.isfinite(trend["at_target"])
+
+
 def test_the_figure_draws_reached_and_never_reached_rungs():
     from lib.plots.ladder import ladder_figure
     t = table([("transformer", "L10-20", 1e-3, 0, 20_000), ("transformer", "L20-40", 1e-3, 0, 50_000),

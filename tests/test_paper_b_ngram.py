@@ -227,6 +227,21 @@ def test_f2_missing_data_is_not_tested():
     assert v == PARTLY and "(c) no suffix and prefix tests of Mamba2 beyond L=100 -> not tested" in ours
 
 
+def test_f2_reads_only_models_trained_to_99_percent():
+    # TF-RoPE on its plateau (never above 0.5): its flat extrapolation would fail (b); it is
+    # not a test of degradation, so (b) is not tested and the rest decides
+    suffix, prefix = f2_tables(PAPER_F2_SUFFIX, PAPER_F2_PREFIX)
+    stuck = table(*two_seeds("transformer", ramp(None, top=0.5), extrap=flat(0.0)))
+    suffix = pd.concat([suffix[suffix["name"] != "transformer"], stuck], ignore_index=True)
+    ours, v = paper_b_ngram.f2(suffix, prefix)
+    assert v == PARTLY and "(b) Transformer (RoPE) suffix never trained to 99% (best 0.000) -> not tested" in ours, ours
+    # one seed of two at 99% is enough: that seed's tests count
+    half = table(record("transformer", ramp(64000), seed=0, extrap=PAPER_F2_SUFFIX["transformer"]),
+                 record("transformer", ramp(64000, top=0.9), seed=1, extrap=flat(1.0)))
+    suffix = pd.concat([suffix[suffix["name"] != "transformer"], half], ignore_index=True)
+    assert paper_b_ngram.f2(suffix, prefix)[1] == REPRODUCED
+
+
 # ---- F3: duplicate queries ---------------------------------------------------------------------------
 
 def uniform(err):
@@ -296,6 +311,24 @@ def test_f3_missing_data_is_not_tested():
     # HybridI alone (a partial sweep) tests nothing
     ours, v = paper_b_ngram.f3(*f3_tables({"hybridI_3m": uniform(0.1)}, {"hybridI_2m": uniform(0.2)}))
     assert v == NOT_TESTED and "fails" not in ours
+
+
+def test_f3_reads_only_models_trained_to_99_percent():
+    suffix, prefix = f3_tables(PAPER_F3_SUFFIX, PAPER_F3_PREFIX)
+    # a Transformer that never learned but, say, copies the last segment's continuation
+    # with little error would beat HybridI on (a) and fail (c): left out, it decides nothing
+    stuck = lambda dups: table(*two_seeds("transformer", ramp(None, top=0.3), dups=dups))  # noqa: E731
+    suffix = pd.concat([suffix[suffix["name"] != "transformer"], stuck(last(0.01, 1.0))], ignore_index=True)
+    prefix = pd.concat([prefix[prefix["name"] != "transformer"], stuck(last(0.01, 1.0))], ignore_index=True)
+    ours, v = paper_b_ngram.f3(suffix, prefix)
+    assert v == PARTLY, ours  # (a) and (b) hold; (c) names TF-RoPE: not tested
+    assert "(c) Transformer (RoPE) suffix never trained to 99% (best 0.000)" in ours
+    assert "left out: Transformer (RoPE) 0.000" in ours and "(a)" in ours and "fails" not in ours
+    # the same Transformer trained to 99% is read, and its bias fails (c)
+    trained_tf = lambda dups: table(*two_seeds("transformer", ramp(64000), dups=dups))  # noqa: E731
+    suffix = pd.concat([suffix[suffix["name"] != "transformer"], trained_tf(last(0.01, 1.0))], ignore_index=True)
+    ours, v = paper_b_ngram.f3(suffix, prefix)
+    assert "(c)" in ours and "fails" in ours, ours
 
 
 # ---- the table --------------------------------------------------------------------------------------

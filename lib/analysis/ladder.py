@@ -76,16 +76,26 @@ def _all_reached(count: str) -> bool:
 def fit_trend(ladder: pd.DataFrame, level: float, target: float) -> pd.DataFrame:
     """Per model: the power law examples = a * difficulty^b through the medians of the rungs
     where all its runs reached `level` (at least two), and its value at `target` (the
-    paper's setting). Models with fewer such rungs get no trend (NaN) and say why."""
+    paper's setting). Models with fewer such rungs get no trend (NaN) and say why; so does
+    a model with a harder rung where some run never reached `level` (the measurement there
+    refutes the trend).""" 
     rows = []
     for (name, d_state), g in ladder.groupby(["name", "d_state"], sort=False):
         full = g[g[f"reached_{level:g}"].map(_all_reached)]
         row = {"name": name, "d_state": d_state, "rungs_used": len(full), "exponent": math.nan, "at_target": math.nan,
                "note": ""}
+        # a harder rung where some run never reached the level refutes a trend through the easier ones
+        refuted = g[(g["difficulty"] > full["difficulty"].max()) & ~g[f"reached_{level:g}"].map(_all_reached)
+                    ] if len(full) else g.iloc[:0]
         if len(full) >= 2 and full["difficulty"].nunique() >= 2:
             b, log_a = np.polyfit(np.log(full["difficulty"]), np.log(full[f"median_{level:g}"]), 1)
             row.update(exponent=float(b), at_target=float(math.exp(log_a) * target ** b))
-            if target > full["difficulty"].max():
+            if not refuted.empty:
+                row["note"] = (f"no trend: {'/'.join(refuted['reached_' + f'{level:g}'])} runs reached {level:g} at "
+                               f"{', '.join(map(str, refuted['rung']))}, against the {row['at_target'] / 1e3:,.0f}k "
+                               f"at the target of a trend through {len(full)} easier rungs")
+                row.update(exponent=math.nan, at_target=math.nan)
+            elif target > full["difficulty"].max():
                 row["note"] = f"extrapolated from {len(full)} rungs"
         else:
             row["note"] = f"no trend: {len(full)} rung(s) where every run reached {level:g}"

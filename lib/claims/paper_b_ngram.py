@@ -81,6 +81,27 @@ def state_models(ngram: pd.DataFrame | None, state: pd.DataFrame | None, thresho
     return out
 
 
+def trained(models: dict, level: float = EARLY_STOP) -> tuple[dict, dict]:
+    """Split {model: records} into the runs trained to `level` and, for each model none of
+    whose runs got there, its best exact match. Paper B runs its extrapolation and
+    duplicate-query tests on models trained to 99% (Figs 4-6, 12, 14-16); the same tests of
+    a model still on the loss plateau measure nothing, so F2 and F3 read only the runs that
+    reached the early-stop level (issue 21), and a model that never did is "not tested"."""
+    kept, never = {}, {}
+    for name, records in models.items():
+        best = [efficiency([r]).best for r in records]
+        reached = [r for r, b in zip(records, best) if b >= level]
+        if reached:
+            kept[name] = reached
+        else:
+            never[name] = max(best)
+    return kept, never
+
+
+def never_text(name: str, fmt: str, never: dict) -> str:
+    return f"{label(name)} {fmt} never trained to {EARLY_STOP:.0%} (best {never[name]:.3f})"
+
+
 # ---- data efficiency (validation curves) ---------------------------------------------------------
 
 def more_efficient(a: Efficiency, b: Efficiency) -> bool:
@@ -283,24 +304,31 @@ def f2(ngram: pd.DataFrame, prefix: pd.DataFrame | None = None) -> tuple[str, st
     On a rung of the difficulty ladder, 100 and 400 read as the rung's longest training
     length and 4x it. Reproduced if all three hold; partly if at least one holds; not
     reproduced if none does; a sub-statement whose models or lengths have no results is
-    not tested."""
+    not tested. Only runs trained to 99% count (`trained`): a named model none of whose
+    runs got there leaves its sub-statement not tested."""
     TRAIN_LEN = train_length(ngram, prefix)
     TEST_LEN = 4 * TRAIN_LEN
-    fmts = {"suffix": {n: extrapolation(r) for n, r in by_model(ngram).items()},
-            "prefix": {n: extrapolation(r) for n, r in by_model(prefix).items()}}
+    split = {"suffix": trained(by_model(ngram)), "prefix": trained(by_model(prefix))}
+    never = {f: nv for f, (_, nv) in split.items()}
+    fmts = {f: {n: extrapolation(r) for n, r in kept.items()} for f, (kept, _) in split.items()}
     fmts = {f: {n: e for n, e in m.items() if e} for f, m in fmts.items()}
     checks = []
 
     cells = [(f, n, m[n][TEST_LEN]) for f, m in fmts.items() for n in FIG4_HYBRIDS if TEST_LEN in m.get(n, {})]
+    untrained = [never_text(n, f, never[f]) for f in never for n in FIG4_HYBRIDS if n in never[f]]
     if cells:
         held = all(v >= NEAR_PERFECT for _, _, v in cells)
         checks.append(Check("a", held, f"exact match at L={TEST_LEN}: "
-                            + listing((f"{label(n)} {f}", f"{v:.3f}") for f, n, v in cells)))
+                            + listing((f"{label(n)} {f}", f"{v:.3f}") for f, n, v in cells)
+                            + "".join(f"; {t}" for t in untrained)))
     else:
-        checks.append(Check("a", None, f"no L={TEST_LEN} tests of HybridI M2/T 1/1 or Hybrid2S M2"))
+        checks.append(Check("a", None, "; ".join(untrained) if untrained else
+                            f"no L={TEST_LEN} tests of HybridI M2/T 1/1 or Hybrid2S M2"))
 
     tf = fmts["suffix"].get("transformer", {})
-    if TRAIN_LEN in tf and TEST_LEN in tf:
+    if "transformer" in never["suffix"]:
+        checks.append(Check("b", None, never_text("transformer", "suffix", never["suffix"])))
+    elif TRAIN_LEN in tf and TEST_LEN in tf:
         drop = tf[TRAIN_LEN] - tf[TEST_LEN]
         pre = fmts["prefix"].get("transformer", {})
         text = f"TF-RoPE suffix {tf[TRAIN_LEN]:.3f} at L={TRAIN_LEN}, {tf[TEST_LEN]:.3f} at L={TEST_LEN} " \
@@ -313,7 +341,10 @@ def f2(ngram: pd.DataFrame, prefix: pd.DataFrame | None = None) -> tuple[str, st
 
     suf, pre = fmts["suffix"].get("mamba2", {}), fmts["prefix"].get("mamba2", {})
     longer = sorted(L for L in set(suf) & set(pre) if L > TRAIN_LEN)
-    if longer:
+    untrained = [never_text("mamba2", f, never[f]) for f in never if "mamba2" in never[f]]
+    if untrained:
+        checks.append(Check("c", None, "; ".join(untrained)))
+    elif longer:
         s, p = np.mean([suf[L] for L in longer]), np.mean([pre[L] for L in longer])
         checks.append(Check("c", bool(p - s >= PREFIX_GAIN),
                             f"Mamba2 over L={'/'.join(map(str, longer))}: prefix {p:.3f}, suffix {s:.3f}"))
@@ -339,9 +370,12 @@ def f3(ngram: pd.DataFrame, prefix: pd.DataFrame | None = None) -> tuple[str, st
     >= 0.3 at s = 2, >= 0.7 at s = 10; an unbiased chooser over 1,000 answers sits near
     0.04 at s = 10 from sampling noise alone).
     Reproduced if all three hold; partly if at least one holds; not reproduced if none
-    does; a sub-statement whose models have no results is not tested."""
-    fmts = {"suffix": {n: duplicates(r) for n, r in by_model(ngram).items()},
-            "prefix": {n: duplicates(r) for n, r in by_model(prefix).items()}}
+    does; a sub-statement whose models have no results is not tested. Only runs trained to
+    99% count (`trained`): a model none of whose runs got there is left out of (a) and
+    leaves (b) or (c) not tested where it is the one named."""
+    split = {"suffix": trained(by_model(ngram)), "prefix": trained(by_model(prefix))}
+    never = {f: nv for f, (_, nv) in split.items()}
+    fmts = {f: {n: duplicates(r) for n, r in kept.items()} for f, (kept, _) in split.items()}
     fmts = {f: {n: d for n, d in m.items() if d} for f, m in fmts.items()}
     err = {f: {n: float(np.mean([e for e, _ in d.values()])) for n, d in m.items()} for f, m in fmts.items()}
     checks = []
@@ -355,12 +389,17 @@ def f3(ngram: pd.DataFrame, prefix: pd.DataFrame | None = None) -> tuple[str, st
             ok = all(e[best] <= e[n] - ERR_MARGIN for n in others)
             held.append(ok)
             parts.append(f"{f}: {label(best)} (best HybridI) {e[best]:.3f}; "
-                         + listing((label(n), f"{e[n]:.3f}") for n in others))
+                         + listing((label(n), f"{e[n]:.3f}") for n in others)
+                         + (f" (not trained to {EARLY_STOP:.0%}, left out: "
+                            + ", ".join(f"{label(n)} {v:.3f}" for n, v in never[f].items()) + ")"
+                            if never[f] else ""))
     checks.append(Check("a", all(held), "mean error over s, " + " | ".join(parts)) if held else
                   Check("a", None, "no duplicate tests of a HybridI and another model in either format"))
 
     m2 = fmts["prefix"].get("mamba2")
-    if m2:
+    if "mamba2" in never["prefix"]:
+        checks.append(Check("b", None, never_text("mamba2", "prefix", never["prefix"])))
+    elif m2:
         last = [shares(p) for _, p in m2.values()]
         share = float(np.mean([0.0 if p is None else p[-1] for p in last]))  # too few retrieved: 0
         checks.append(Check("b", share > LAST_SHARE, "Mamba2 prefix last-segment share "
@@ -378,7 +417,11 @@ def f3(ngram: pd.DataFrame, prefix: pd.DataFrame | None = None) -> tuple[str, st
                 b = float(np.mean([bias(p) for _, p in m[n].values()]))
                 held.append(b <= MAX_BIAS)
                 parts.append((f"{label(n)} {f}", "too few retrieved at some s" if b == INF else f"{b:.3f}"))
-    if have_tf and any(n in m for m in fmts.values() for n in HYBRID_I):
+    tf_never = [never_text("transformer", f, never[f]) for f in never if "transformer" in never[f]]
+    if tf_never and not have_tf:
+        checks.append(Check("c", None, "; ".join(tf_never) + (
+            "; HybridI distance from uniform, mean over s: " + listing(parts) if parts else "")))
+    elif have_tf and any(n in m for m in fmts.values() for n in HYBRID_I):
         checks.append(Check("c", all(held), "distance from uniform, mean over s: " + listing(parts)))
     else:
         checks.append(Check("c", None, "no duplicate tests of " + ("a HybridI" if have_tf else "Transformer (RoPE)")))
