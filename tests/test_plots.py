@@ -34,16 +34,6 @@ def test_accuracy_vs_setting_draws_lines_and_dashed_references():
     assert ax.get_xlabel() == "window"
 
 
-def test_a_convergence_panel_says_how_many_runs_the_cap_cut():
-    from lib.plots import converged_vs_fixed
-    # A-fig7-converge's rule: stop at 5x the plateau step (4x more after it); cap 40,000
-    df = pd.DataFrame({"experiment": ["A-fig7-converge"] * 3, "arch": ["SSM-TF"] * 3, "d_model": [8] * 3,
-                       "params": [2760] * 3, "token_acc": [0.9, 0.8, 0.1],
-                       "steps": [12500, 40000, 40000], "plateau_at": [2500.0, 30000.0, None]})
-    ax = converged_vs_fixed(df, None)
-    assert ax.get_title().endswith("\n1 of 3 runs stopped by the rule; 2 cut at the cap (40,000 steps)"), ax.get_title()
-
-
 def test_combine_provenance():
     a = {"profile": "quick", "device": "cpu", "commit": "abc", "wall_s": 1, "runs": 3, "train_wall_s": 60,
          "run_commits": ["abc"]}

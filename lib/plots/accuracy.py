@@ -8,8 +8,6 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
-from ..analysis.convergence import stopped_by_rule
-
 
 ARCH_COLORS = {"TF-TF": "tab:blue", "TF-SSM": "tab:orange", "SSM-TF": "tab:green", "SSM-SSM": "tab:red",
                "TF-TF-TF": "tab:blue", "SSM-SSM-SSM": "tab:red", "SSM-SSM-TF": "tab:green",
@@ -58,15 +56,8 @@ def accuracy_vs_params(df: pd.DataFrame, metric: str = "token_acc", hue: str = "
 def converged_vs_fixed(converged: pd.DataFrame, fixed: pd.DataFrame | None, ax=None, title: str = ""):
     """Accuracy against parameters of runs trained to convergence (solid, with the p10-p90
     band), and the same architectures at the fixed 4,000-step protocol (dashed, means only)
-    at the widths both trained: how much the longer training moved each curve. The panel
-    says how many runs the plateau rule stopped and how many the step cap cut (whose points
-    are then lower bounds)."""
+    at the widths both trained: how much the longer training moved each curve."""
     ax = accuracy_vs_params(converged, ax=ax, title=title)
-    if {"steps", "plateau_at", "experiment"} <= set(converged.columns) and not converged.empty:
-        stopped = int(stopped_by_rule(converged).sum())
-        ax.set_title(f"{ax.get_title()}\n{stopped} of {len(converged)} runs stopped by the rule; "
-                     f"{len(converged) - stopped} cut at the cap ({int(converged['steps'].max()):,} steps)",
-                     fontsize=10)
     if fixed is not None and not fixed.empty:
         same = fixed[fixed["arch"].isin(set(converged["arch"])) & fixed["d_model"].isin(set(converged["d_model"]))]
         for arch, part in summarize(same, ["arch", "params"]).groupby("arch"):
