@@ -78,15 +78,14 @@ def fit_trend(ladder: pd.DataFrame, level: float, target: float) -> pd.DataFrame
     where all its runs reached `level` (at least two), and its value at `target` (the
     paper's setting). Models with fewer such rungs get no trend (NaN) and say why; so does
     a model with a harder rung where some run never reached `level` (the measurement there
-    refutes the trend).""" 
+    refutes the trend)."""
     rows = []
     for (name, d_state), g in ladder.groupby(["name", "d_state"], sort=False):
         full = g[g[f"reached_{level:g}"].map(_all_reached)]
         row = {"name": name, "d_state": d_state, "rungs_used": len(full), "exponent": math.nan, "at_target": math.nan,
                "note": ""}
         # a harder rung where some run never reached the level refutes a trend through the easier ones
-        refuted = g[(g["difficulty"] > full["difficulty"].max()) & ~g[f"reached_{level:g}"].map(_all_reached)
-                    ] if len(full) else g.iloc[:0]
+        refuted = g[(g["difficulty"] > full["difficulty"].max()) & ~g[f"reached_{level:g}"].map(_all_reached)]
         if len(full) >= 2 and full["difficulty"].nunique() >= 2:
             b, log_a = np.polyfit(np.log(full["difficulty"]), np.log(full[f"median_{level:g}"]), 1)
             row.update(exponent=float(b), at_target=float(math.exp(log_a) * target ** b))

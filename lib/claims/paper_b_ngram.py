@@ -82,19 +82,20 @@ def state_models(ngram: pd.DataFrame | None, state: pd.DataFrame | None, thresho
 
 
 def trained(models: dict, level: float = EARLY_STOP) -> tuple[dict, dict]:
-    """Split {model: records} into the runs trained to `level` and, for each model none of
-    whose runs got there, its best exact match. Paper B runs its extrapolation and
-    duplicate-query tests on models trained to 99% (Figs 4-6, 12, 14-16); the same tests of
-    a model still on the loss plateau measure nothing, so F2 and F3 read only the runs that
-    reached the early-stop level (issue 21), and a model that never did is "not tested"."""
+    """Split {model: records} into the runs whose final weights (those the tests ran on)
+    reached `level` and, for each model none of whose runs got there, its best final exact
+    match. Paper B runs its extrapolation and duplicate-query tests on models trained to 99%
+    (Figs 4-6, 12, 14-16); the same tests of a model still on the loss plateau measure
+    nothing, so F2 and F3 read only those runs (issue 21), and a model without one is "not
+    tested". The criterion is drawn_rung's: final exact match >= the early-stop level."""
     kept, never = {}, {}
     for name, records in models.items():
-        best = [efficiency([r]).best for r in records]
-        reached = [r for r, b in zip(records, best) if b >= level]
+        final = [float(r["final"]["exact_match"]) for r in records]
+        reached = [r for r, f in zip(records, final) if f >= level]
         if reached:
             kept[name] = reached
         else:
-            never[name] = max(best)
+            never[name] = max(final)
     return kept, never
 
 
