@@ -288,6 +288,36 @@ def test_an_interrupted_sweep_is_logged(tiny_repo, monkeypatch):
     assert entry["interrupted"] and entry["runs_trained"] == 1 and entry["runs_left"] == 1 and "wall_s" in entry
 
 
+def test_a_failed_ensemble_costs_only_its_own_runs(tiny_repo, monkeypatch, capsys):
+    """One ensemble raising (a GPU out of memory beside other sweeps, as on 2026-12-08) used to
+    end the sweep before any finished run was recorded. Now the others are recorded, tabled and
+    logged, the error names the failed ensemble in one line, and a rerun trains only it."""
+    train, calls = runner._train, []
+
+    def first_fails(ens, *args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`\nmore")
+        return train(ens, *args)
+
+    monkeypatch.setattr(runner, "_train", first_fails)
+    monkeypatch.setenv("COMPANION_CPU_WORKERS", "1")  # in this process, where the patch holds
+    with pytest.raises(SystemExit) as exit_:
+        cli(monkeypatch, "--experiments", "T", "--device", "cpu")
+    message = str(exit_.value.code)
+    assert message.startswith("python -m lib.sweeps: 1 ensemble(s) failed; the other finished runs are recorded")
+    assert "x T " in message and "RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED" in message
+    assert "more" not in message  # the error's first line only
+    assert "failed:" in capsys.readouterr().err  # reported as it happens, beside the progress lines
+    out = tiny_repo / "quick" / "T"
+    assert len(list(out.glob("runs/*.json"))) == 1 and len(pd.read_parquet(out / "results.parquet")) == 1
+    [entry] = results.read_sweep_log(tiny_repo / "quick")
+    assert entry["failed_ensembles"] == 1 and entry["runs_trained"] == 1 and entry["runs_left"] == 1
+    cli(monkeypatch, "--experiments", "T", "--device", "cpu")  # the rerun: only the failed run trains
+    assert len(calls) == 3 and len(pd.read_parquet(out / "results.parquet")) == 2
+    assert results.read_sweep_log(tiny_repo / "quick")[-1]["runs_trained"] == 1
+
+
 def test_an_experiment_named_twice_trains_once(tiny_repo, monkeypatch, capsys):
     cli(monkeypatch, "--experiments", "T,T", "--device", "cpu")
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"T": 2}

@@ -1,3 +1,3 @@
-from .runner import collect, plan_runs, prune_stale, run_experiments, run_sweep, train_runs
+from .runner import EnsemblesFailed, collect, plan_runs, prune_stale, run_experiments, run_sweep, train_runs
 
-__all__ = ["collect", "plan_runs", "prune_stale", "run_experiments", "run_sweep", "train_runs"]
+__all__ = ["EnsemblesFailed", "collect", "plan_runs", "prune_stale", "run_experiments", "run_sweep", "train_runs"]

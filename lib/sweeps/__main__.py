@@ -40,7 +40,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from . import plan_runs, prune_stale, run_experiments
+from . import EnsemblesFailed, plan_runs, prune_stale, run_experiments
 from .runner import prepare_cuda
 from ..config import ConfigError, load_params
 
@@ -114,6 +114,8 @@ try:
     tables = run_experiments(names, args.profile or params["profile"], device=args.device,
                              time_budget_s=args.time_budget, only=only or None)
 except ConfigError as e:  # a mistake in the settings or the arguments: one line, no traceback
+    sys.exit(f"{ap.prog}: {e}")
+except EnsemblesFailed as e:  # the other runs are recorded; say which failed and why, no traceback
     sys.exit(f"{ap.prog}: {e}")
 if tables:
     print(json.dumps({n: len(t) for n, t in tables.items()}))

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,16 @@ def _update_json(path: Path, entries: dict) -> None:
     read-modify-write holds a lock, so no writer's entries are lost."""
     with _locked(_lock_path(path.parent, path.stem)):
         write_json(path, {**read_json(path), **entries})
+
+
+class EnsemblesFailed(RuntimeError):
+    """Some ensembles of a sweep raised (a GPU out of memory, say); every other finished run
+    is recorded, and a rerun trains the failed ones again."""
+
+    def __init__(self, failures: list[str]):
+        self.failures = failures
+        super().__init__(f"{len(failures)} ensemble(s) failed; the other finished runs are recorded and a "
+                         "rerun trains the failed ones again:\n  " + "\n  ".join(failures))
 
 
 def _finished(run: Run, out_dir: Path) -> bool:
@@ -327,16 +337,23 @@ class _ProgressLines:
     def done(self, ens: list[Member]) -> None:
         self.finished += len(ens)
         if self.enabled:
-            m, elapsed = ens[0], int(time.time() - self.t0)
-            print(f"[{self.desc}] {self.finished}/{self.total} done ({len(ens)} x {m.run.experiment} "
-                  f"{'-'.join(m.probe.cfg.layers)} d={m.probe.cfg.d_model}), {elapsed // 60}m{elapsed % 60:02d}s elapsed",
-                  file=sys.stderr, flush=True)
+            elapsed = int(time.time() - self.t0)
+            print(f"[{self.desc}] {self.finished}/{self.total} done ({_describe(ens)}), "
+                  f"{elapsed // 60}m{elapsed % 60:02d}s elapsed", file=sys.stderr, flush=True)
+
+
+def _describe(ens: list[Member]) -> str:
+    """`4 x A-fig4 SSM-TF d=8`: an ensemble in one line."""
+    m = ens[0]
+    return f"{len(ens)} x {m.run.experiment} {'-'.join(m.probe.cfg.layers)} d={m.probe.cfg.d_model}"
 
 
 def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *, desc: str, progress: bool,
-              deadline: float | None = None, concurrent: int | None = None) -> None:
+              deadline: float | None = None, concurrent: int | None = None) -> list[str]:
     """Train ensembles (this process's share of them under torchrun), calling
-    on_done(members, results) in this thread as each finishes. On a GPU several train at
+    on_done(members, results) in this thread as each finishes. An ensemble that raises
+    (a GPU out of memory, say) is reported and skipped: the others train on and are recorded,
+    and the returned list names the failed ones (empty when all finished). On a GPU several train at
     once, each from its own thread on its own CUDA stream: a small ensemble's step is a
     chain of tiny kernels, so one alone leaves the GPU idle."""
     for m in {(m.eval_task.key(), m.run.eval["n"], m.run.eval["seed"]): m
@@ -349,12 +366,24 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
     lines = progress and not sys.stderr.isatty()
     bar = tqdm(total=len(order), desc=desc, disable=not progress or lines)
     count = _ProgressLines(desc, sum(len(ens) for ens in order), enabled=lines)
-    if device.type != "cuda":
-        for ens, results in _train_on_cpu(order, data_dir, streams, deadline):
+    failures = []
+
+    def settle(ens, done: Future):  # record a finished ensemble; a failed one is reported, not fatal
+        try:
+            results = done.result()
+        except Exception as e:  # noqa: BLE001 - any error of one ensemble: the others' runs still count
+            failures.append(f"{_describe(ens)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            print(f"[{desc}] failed: {failures[-1]}", file=sys.stderr, flush=True)
+        else:
             _finish(on_done, ens, results)
-            bar.update(1)
-            count.done(ens)
-        return bar.close()
+        bar.update(1)
+        count.done(ens)
+
+    if device.type != "cuda":
+        for ens, done in _train_on_cpu(order, data_dir, streams, deadline):
+            settle(ens, done)
+        bar.close()
+        return failures
 
     concurrent = min(concurrent or concurrent_ensembles(), 32)
     # Each training thread owns one stream for its ensemble's whole life (data, capture,
@@ -390,11 +419,9 @@ def train_all(ensembles: list[list[Member]], device, data_dir: Path, on_done, *,
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in done:
-                ens = running.pop(f)
-                _finish(on_done, ens, f.result())
-                bar.update(1)
-                count.done(ens)
+                settle(running.pop(f), f)
     bar.close()
+    return failures
 
 
 def cpu_workers() -> int:
@@ -426,7 +453,7 @@ def _cpu_worker(ens: list[Member], data_dir: Path) -> list[dict]:
 
 
 def _train_on_cpu(order: list[list[Member]], data_dir: Path, streams: StreamCache, deadline: float | None):
-    """Yield (ensemble, results) as ensembles finish: in this process when one worker is
+    """Yield (ensemble, future of its results) as ensembles finish: in this process when one worker is
     asked for or there is one ensemble, else in a pool of cpu_workers() processes."""
     workers = min(cpu_workers(), len(order))
     if workers <= 1:
@@ -434,7 +461,12 @@ def _train_on_cpu(order: list[list[Member]], data_dir: Path, streams: StreamCach
             for ens in order:
                 if deadline is not None and time.time() > deadline:
                     return
-                yield ens, _train(ens, torch.device("cpu"), data_dir, streams)
+                done = Future()
+                try:
+                    done.set_result(_train(ens, torch.device("cpu"), data_dir, streams))
+                except Exception as e:  # noqa: BLE001 - the caller reports it
+                    done.set_exception(e)
+                yield ens, done
         return
     # spawn, not fork: a forked child of a process whose OpenMP threads have started can hang
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -447,7 +479,7 @@ def _train_on_cpu(order: list[list[Member]], data_dir: Path, streams: StreamCach
                 return
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in done:
-                yield running.pop(f), f.result()
+                yield running.pop(f), f
 
 
 def _needs_trials(run: Run, lrs: dict) -> bool:
@@ -457,15 +489,16 @@ def _needs_trials(run: Run, lrs: dict) -> bool:
 
 
 def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path, progress: bool,
-                          deadline: float | None = None) -> None:
+                          deadline: float | None = None) -> list[str]:
     """Paper A's auto-lr (spec A.4) for every configuration without a cached choice, the
-    trials of all configurations packed into ensembles (lr_trials, trial_config, pick_lr)."""
+    trials of all configurations packed into ensembles (lr_trials, trial_config, pick_lr).
+    Returns the trial ensembles that failed (their configurations stay without a choice)."""
     todo = {}
     for run, out in items:
         if _needs_trials(run, read_json(out / "lrs.json")):
             todo[(str(out), lr_key(run))] = (run, out)
     if not todo:
-        return
+        return []
     members = []
     for run, out in todo.values():
         trial = dataclasses.asdict(trial_config(TrainConfig(**run.train), int(run.lr["trial_steps"])))
@@ -492,8 +525,8 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
         if not several:  # recorded as they complete, so a sweep cut short keeps them
             record_complete(losses, write=True)
 
-    train_all(pack(members, *memory_budget(device)), device, data_dir, on_done, desc="lr trials", progress=progress,
-              deadline=deadline)
+    failures = train_all(pack(members, *memory_budget(device)), device, data_dir, on_done, desc="lr trials",
+                         progress=progress, deadline=deadline)
     if several:  # a configuration's trials may have trained in several processes: pool them
         merged = defaultdict(lambda: defaultdict(list))
         for part in _gather({k: dict(v) for k, v in losses.items()}):
@@ -505,6 +538,7 @@ def choose_learning_rates(items: list[tuple[Run, Path]], device, data_dir: Path,
         for (out, key), entry in chosen.items():  # without a shared file system, each keeps a copy
             if key not in read_json(Path(out) / "lrs.json"):
                 _update_json(Path(out) / "lrs.json", {key: entry})
+    return failures
 
 
 def learning_rate(run: Run, out_dir: Path) -> float:
@@ -533,12 +567,13 @@ def machine_record(res: dict, device) -> dict:
 def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Path | None = None,
                progress: bool = True, time_budget_s: float | None = None) -> int:
     """Train every (run, results folder) not finished yet. With `time_budget_s`, start no
-    new ensemble after that many seconds (a later call resumes). Returns runs left to do."""
+    new ensemble after that many seconds (a later call resumes). Returns runs left to do;
+    raises EnsemblesFailed, after recording every run that finished, if any ensemble failed."""
     device, data_dir = check_arguments(device, time_budget_s), Path(data_dir or default_data_dir())
     deadline = None if time_budget_s is None else time.time() + time_budget_s
     _barrier()  # every process lists the same finished runs
     pending = [(r, o) for r, o in items if not _finished(r, o)]
-    choose_learning_rates(pending, device, data_dir, progress, deadline)
+    failures = choose_learning_rates(pending, device, data_dir, progress, deadline)
     # a time budget may have cut the trials short
     pending = [(r, o) for r, o in pending if not _needs_trials(r, read_json(o / "lrs.json"))]
     members = [Member(r, learning_rate(r, o), r.seed, r.train, o) for r, o in pending]
@@ -554,8 +589,8 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
             write_json(machine_path(m.out_dir, m.run.id), written[-1][2])
             write_json(path, written[-1][1])
 
-    train_all(pack(members, *memory_budget(device)), device, data_dir, on_done, desc="runs", progress=progress,
-              deadline=deadline)
+    failures += train_all(pack(members, *memory_budget(device)), device, data_dir, on_done, desc="runs",
+                          progress=progress, deadline=deadline)
     if world()[1] > 1:  # every finished run reaches the first process, shared file system or not
         parts = _gather(written)
         if world()[0] == 0:
@@ -564,6 +599,9 @@ def train_runs(items: list[tuple[Run, Path]], device="auto", data_dir: str | Pat
                     write_json(machine_path(Path(path).parents[1], rec["id"]), machine)
                     write_json(Path(path), rec)
         _barrier()
+        failures = [f for part in _gather(failures) for f in part]  # every process raises alike
+    if failures:
+        raise EnsemblesFailed(failures)
     return sum(not _finished(r, o) for r, o in items)
 
 
@@ -589,7 +627,11 @@ def run_sweep(runs: list[Run], out_dir: str | Path, *, profile: str, data_dir: s
     with _sweep_lock([out_dir]):
         t0 = time.time()
         done_before = sum(_finished(r, out_dir) for r in runs)
-        train_runs([(r, out_dir) for r in runs], device, data_dir, progress)
+        try:
+            train_runs([(r, out_dir) for r in runs], device, data_dir, progress)
+        except EnsemblesFailed:  # the table still holds every run that finished
+            collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0, resumed=done_before)
+            raise
         return collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0,
                        resumed=done_before)
 
@@ -718,15 +760,20 @@ def run_experiments(names: list[str], profile: str, *, device="auto", data_dir: 
                     "lrs_chosen": lrs_chosen, "runs_left": sum(len(runs[n]) for n in names) - sum(now.values()),
                     "concurrent": concurrent_ensembles(), "processes": world()[1], **extra})
 
+        failed = None
         try:
             train_runs([(r, dirs[n]) for n in names for r in chosen[n]], device, data_dir, progress, time_budget_s)
+        except EnsemblesFailed as e:  # the other runs finished: tables and log as usual, then the error
+            failed = e
         except BaseException:  # ctrl-C, an error: what finished counts in the tables' wall time too
             if world()[0] == 0:
                 log(interrupted=True)
             raise
         wall = time.time() - t0
-        if world()[0] != 0:  # the first process writes the tables, provenance and log
-            return {}
-        log()
-        return {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
-                for n in names}
+        if world()[0] == 0:  # the first process writes the tables, provenance and log
+            log(**({"failed_ensembles": len(failed.failures)} if failed else {}))
+            tables = {n: collect(runs[n], dirs[n], profile=profile, device=device, wall_s=wall, resumed=done[n])
+                      for n in names}
+        if failed:
+            raise failed
+        return tables if world()[0] == 0 else {}
