@@ -627,13 +627,16 @@ def run_sweep(runs: list[Run], out_dir: str | Path, *, profile: str, data_dir: s
     with _sweep_lock([out_dir]):
         t0 = time.time()
         done_before = sum(_finished(r, out_dir) for r in runs)
+        failed = None
         try:
             train_runs([(r, out_dir) for r in runs], device, data_dir, progress)
-        except EnsemblesFailed:  # the table still holds every run that finished
-            collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0, resumed=done_before)
-            raise
-        return collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0,
-                       resumed=done_before)
+        except EnsemblesFailed as e:  # the table still holds every run that finished
+            failed = e
+        table = collect(runs, out_dir, profile=profile, device=device, wall_s=time.time() - t0,
+                        resumed=done_before)
+        if failed:
+            raise failed
+        return table
 
 
 def collect(runs: list[Run], out_dir: Path, *, profile: str, device, wall_s: float, resumed: int) -> pd.DataFrame:
